@@ -1,0 +1,1 @@
+"""HTTP control plane (FastAPI). Calls `recorder.service.RecorderService`, nothing else."""

@@ -1,0 +1,206 @@
+"""One archive: the tracks of one connection, on one timeline, into one or more writers.
+
+The archive owns time. Each track's first frame is pinned to its arrival time relative to the
+archive's start, and later frames follow their RTP timestamps from there (before RTCP sender
+reports give a better mapping, arrival time is what aligns audio and video).
+
+Writers need every track's description before the first byte, so the archive holds frames
+until each track has produced one (or `START_WAIT` seconds of arrivals pass, after which the
+tracks that are silent are left out). Then frames are released to the writers in time order
+across tracks, holding each back at most `INTERLEAVE_WAIT` for a track that has gone quiet.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from recorder.codecs.base import Depacketizer
+from recorder.errors import NoMediaError
+from recorder.media import Frame
+from recorder.mux.base import TrackSpec, Writer, WriterResult
+
+# Seconds of arrivals to wait for a silent track (a camera waiting for its first keyframe)
+# before the archive starts without it.
+START_WAIT = 3.0
+# Microseconds of media a frame waits for a quiet track before it is written anyway.
+INTERLEAVE_WAIT_US = 500_000
+
+
+class ArchiveTrack:
+    """One input of the archive; `on_frame` is the sink an `InboundStream` feeds."""
+
+    __slots__ = (
+        "_archive",
+        "base_ts",
+        "depacketizer",
+        "first_arrival",
+        "frames",
+        "frames_unordered",
+        "held",
+        "last_pts",
+        "last_us",
+        "number",
+        "offset",
+        "queue",
+    )
+
+    def __init__(self, archive: Archive, depacketizer: Depacketizer) -> None:
+        self._archive = archive
+        self.depacketizer = depacketizer
+        self.number = 0  # track number in the files, assigned when the archive starts
+        self.first_arrival: float | None = None
+        self.base_ts = 0
+        self.offset = 0
+        self.held: list[tuple[Frame, float]] = []
+        self.queue: deque[tuple[int, int, Frame]] = deque()  # (time us, pts, frame)
+        self.last_pts = -1
+        self.last_us = -1
+        self.frames = 0
+        self.frames_unordered = 0
+
+    @property
+    def clock_rate(self) -> int:
+        return self.depacketizer.clock_rate
+
+    def on_frame(self, frame: Frame, arrival: float) -> None:
+        self._archive.on_frame(self, frame, arrival)
+
+
+@dataclass(slots=True)
+class ArchiveResult:
+    writers: list[WriterResult]
+    tracks: list[dict[str, int | str]] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return max((result.duration for result in self.writers), default=0.0)
+
+
+class Archive:
+    def __init__(self, writers: Sequence[Writer], *, start_wait: float = START_WAIT) -> None:
+        self._writers = list(writers)
+        self._start_wait = start_wait
+        self._inputs: list[ArchiveTrack] = []
+        self._active: list[ArchiveTrack] = []
+        self._started = False
+        self._first_arrival: float | None = None
+        self._newest_us = 0
+        self._result: ArchiveResult | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    def add_track(self, depacketizer: Depacketizer) -> ArchiveTrack:
+        if self._started:
+            raise RuntimeError("tracks must be added before the archive starts")
+        track = ArchiveTrack(self, depacketizer)
+        self._inputs.append(track)
+        return track
+
+    def on_frame(self, track: ArchiveTrack, frame: Frame, arrival: float) -> None:
+        if not self._started:
+            if track.first_arrival is None:
+                track.first_arrival = arrival
+                if self._first_arrival is None:
+                    self._first_arrival = arrival
+            track.held.append((frame, arrival))
+            if (
+                all(t.first_arrival is not None for t in self._inputs)
+                or arrival - self._first_arrival >= self._start_wait
+            ):
+                self._start()
+            return
+        if track.number:
+            self._queue(track, frame)
+            self._release()
+
+    def close(self) -> ArchiveResult:
+        """Write everything held, finalize the writers; raise `NoMediaError` if none came."""
+        if self._result is not None:
+            return self._result
+        if not self._started:
+            if not any(track.held for track in self._inputs):
+                raise NoMediaError("no decodable media arrived")
+            self._start()
+        self._release(final=True)
+        results = [writer.close() for writer in self._writers]
+        self._result = ArchiveResult(
+            results,
+            [
+                {"track": t.number, "frames": t.frames, "unordered_frames": t.frames_unordered}
+                for t in self._active
+            ],
+        )
+        return self._result
+
+    # -- start ------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._started = True
+        self._active = [t for t in self._inputs if t.held and t.depacketizer.config]
+        if not self._active:
+            raise NoMediaError("no track produced a decodable frame")
+        origin = min(t.first_arrival for t in self._active if t.first_arrival is not None)
+        specs = []
+        for number, track in enumerate(self._active, 1):
+            track.number = number
+            track.base_ts = track.held[0][0].timestamp
+            assert track.first_arrival is not None
+            track.offset = round((track.first_arrival - origin) * track.clock_rate)
+            config = track.depacketizer.config
+            assert config is not None
+            specs.append(TrackSpec(number, config, start=track.offset))
+        for writer in self._writers:
+            writer.start(specs)
+        for track in self._active:
+            held = track.held
+            track.held = []
+            for frame, _ in held:
+                self._queue(track, frame)
+        self._release()
+
+    # -- interleaving -----------------------------------------------------------------------
+
+    def _queue(self, track: ArchiveTrack, frame: Frame) -> None:
+        pts = frame.timestamp - track.base_ts + track.offset
+        if pts < track.last_pts or pts < 0:
+            # Containers need non-decreasing decode times per track; a frame from before
+            # the last one (a sender's timestamp jump backwards) cannot be placed.
+            track.frames_unordered += 1
+            return
+        track.last_pts = pts
+        time_us = pts * 1_000_000 // track.clock_rate
+        track.last_us = time_us
+        track.queue.append((time_us, pts, frame))
+        if time_us > self._newest_us:
+            self._newest_us = time_us
+
+    def _release(self, final: bool = False) -> None:
+        """Hand frames to the writers, earliest first, while no track could still undercut."""
+        active = self._active
+        writers = self._writers
+        while True:
+            best: ArchiveTrack | None = None
+            for track in active:
+                if track.queue and (best is None or track.queue[0][0] < best.queue[0][0]):
+                    best = track
+            if best is None:
+                return
+            head_us = best.queue[0][0]
+            if not final:
+                for track in active:
+                    # An empty track may still send a frame earlier than the head, unless it
+                    # is already past it or has been quiet for longer than we wait.
+                    if (
+                        not track.queue
+                        and track.last_us < head_us
+                        and self._newest_us - track.last_us < INTERLEAVE_WAIT_US
+                    ):
+                        return
+            _, pts, frame = best.queue.popleft()
+            best.frames += 1
+            for writer in writers:
+                writer.write(best.number, pts, frame)

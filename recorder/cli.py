@@ -1,0 +1,122 @@
+"""`rtp-recorder`: the command line.
+
+    rtp-recorder serve      run the recorder with its HTTP control plane
+    rtp-recorder convert    record a pcap / pcapng capture (plus its SDP) into WebM or MP4
+
+Errors end in one line on stderr and a non-zero exit status, never a traceback (set
+RTP_RECORDER_DEBUG=1 to see one for an unexpected error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from recorder import __version__
+from recorder.errors import RecorderError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except RecorderError as error:
+        _fail(str(error))
+        return EXIT_ERROR
+    except OSError as error:
+        reason = error.strerror or str(error)
+        _fail(f"{error.filename}: {reason}" if error.filename else reason)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # the promise is one line, not a traceback
+        if os.environ.get("RTP_RECORDER_DEBUG"):
+            raise
+        _fail(f"internal error: {type(error).__name__}: {error}")
+        return EXIT_INTERNAL
+
+
+def _fail(message: str) -> None:
+    print(f"rtp-recorder: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rtp-recorder",
+        description="Record RTP from a WebRTC SFU into WebM and fragmented MP4, no transcoding.",
+    )
+    parser.add_argument("--version", action="version", version=f"rtp-recorder {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the recorder and its HTTP API")
+    serve.add_argument("--host", default="127.0.0.1", help="API address (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="API port (default: 8080)")
+    serve.add_argument(
+        "--archive-dir", type=Path, default=Path("archive"), help="finished archives (./archive)"
+    )
+    serve.add_argument(
+        "--archive-tmp-dir",
+        type=Path,
+        default=Path("archive_tmp"),
+        help="archives being written (./archive_tmp); must differ from --archive-dir",
+    )
+    serve.add_argument(
+        "--state", type=Path, default=Path("state.sqlite3"), help="SQLite state (./state.sqlite3)"
+    )
+    serve.set_defaults(run=_serve)
+
+    convert = commands.add_parser(
+        "convert",
+        help="record a capture file into WebM or MP4",
+        description="Replay the RTP in a pcap / pcapng capture through the recorder. Prints a "
+        "one-line JSON summary: per stream packets, lost, duplicates, frames, dropped frames, "
+        "keyframes; the file's duration and size.",
+    )
+    convert.add_argument("capture", type=Path, help="pcap or pcapng file")
+    convert.add_argument(
+        "--sdp", type=Path, required=True, help="SDP mapping ports and payload types"
+    )
+    convert.add_argument(
+        "-o", "--output", type=Path, required=True, help="output file, .webm or .mp4"
+    )
+    convert.add_argument(
+        "--format", choices=("webm", "mp4"), help="container (default: from the output name)"
+    )
+    convert.set_defaults(run=_convert)
+    return parser
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from recorder.convert import convert
+    from recorder.sdp import load_sdp
+
+    summary = convert(args.capture, load_sdp(args.sdp), args.output, args.format)
+    print(json.dumps(summary, separators=(",", ":")))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from recorder.service import ServiceConfig
+
+    config = ServiceConfig(
+        archive_dir=args.archive_dir, archive_tmp_dir=args.archive_tmp_dir, state=args.state
+    )
+    config.validate()
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""WebM (Matroska, RFC 9559, with the WebM codec subset), written in one pass.
+
+Layout: EBML header, a Segment of unknown size holding a Void reserved for the SeekHead, Info
+(TimestampScale 1 ms, Duration 0), Tracks, then Clusters that start at video keyframes and are
+at most about a second long. At close: Cues, the SeekHead written into the reserved space,
+Duration, the largest picture size and the Segment size patched in place. A file cut anywhere
+plays up to its last whole cluster, because an unknown-size Segment is valid Matroska.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from typing import BinaryIO
+
+from recorder import __version__
+from recorder.media import CodecConfig, Frame
+from recorder.mux import ebml
+from recorder.mux.base import TrackSpec, Writer, WriterResult, starts_chunk
+
+TIMESTAMP_SCALE_NS = 1_000_000  # block timestamps in milliseconds
+# Room for a SeekHead of three Seek entries with 8-byte positions (68 bytes) and a Void.
+SEEK_HEAD_RESERVED = 96
+# Matroska block timestamps are signed 16-bit offsets from their cluster's timestamp.
+MAX_BLOCK_OFFSET = 32767
+SIMPLE_BLOCK_KEYFRAME = 0x80
+# Opus in Matroska (RFC 9559 / codec mapping): 80 ms of pre-roll after a seek.
+OPUS_SEEK_PRE_ROLL_NS = 80_000_000
+# Bytes from the end of a video TrackEntry to its 2-byte PixelWidth / PixelHeight data.
+PIXEL_WIDTH_FROM_END = 6
+PIXEL_HEIGHT_FROM_END = 2
+
+
+class _Track:
+    __slots__ = (
+        "end_ms",
+        "interval_ms",
+        "is_video",
+        "last_ms",
+        "max_height",
+        "max_width",
+        "number",
+        "timescale",
+    )
+
+    def __init__(self, spec: TrackSpec) -> None:
+        self.number = spec.number
+        self.timescale = spec.timescale
+        self.is_video = spec.kind == "video"
+        self.max_width = spec.config.width
+        self.max_height = spec.config.height
+        self.last_ms = -1
+        self.interval_ms = 0
+        self.end_ms = 0
+
+
+class WebmWriter(Writer):
+    extension = "webm"
+    codecs = frozenset({"VP8", "OPUS"})
+
+    def __init__(self, file: BinaryIO) -> None:
+        super().__init__(file)
+        self._tracks: dict[int, _Track] = {}
+        self._has_video = False
+        self._position = 0
+        self._segment_start = 0
+        self._info_position = 0
+        self._tracks_position = 0
+        self._duration_offset = 0
+        self._pixel_offsets: dict[int, int] = {}
+        self._cluster = bytearray()
+        self._cluster_ms = 0
+        self._cluster_start_us = 0
+        self._cluster_cue: tuple[int, int] | None = None
+        self._cues: list[tuple[int, int, int]] = []  # (time ms, track, cluster position)
+        self._result: WriterResult | None = None
+
+    def start(self, tracks: Sequence[TrackSpec]) -> None:
+        self._tracks = {spec.number: _Track(spec) for spec in tracks}
+        self._has_video = any(track.is_video for track in self._tracks.values())
+        header = _ebml_header()
+        segment_head = ebml.SEGMENT + ebml.UNKNOWN_SIZE_8
+        self._segment_start = len(header) + len(segment_head)
+        info = ebml.master(
+            ebml.INFO,
+            [
+                ebml.uint(ebml.TIMESTAMP_SCALE, TIMESTAMP_SCALE_NS),
+                ebml.string(ebml.MUXING_APP, f"rtp-recorder {__version__}"),
+                ebml.string(ebml.WRITING_APP, f"rtp-recorder {__version__}"),
+                ebml.float64(ebml.DURATION, 0.0),  # last child: patched at close
+            ],
+        )
+        entries = []
+        tracks_data_start = 0  # relative to the Tracks element's data
+        for spec in tracks:
+            entry = _track_entry(spec)
+            tracks_data_start += len(entry)
+            if spec.kind == "video":
+                self._pixel_offsets[spec.number] = tracks_data_start
+            entries.append(entry)
+        tracks_element = ebml.master(ebml.TRACKS, entries)
+        self._info_position = SEEK_HEAD_RESERVED
+        self._tracks_position = self._info_position + len(info)
+        self._duration_offset = self._segment_start + self._tracks_position - 8
+        tracks_data = self._segment_start + self._tracks_position + len(tracks_element)
+        tracks_data -= sum(len(entry) for entry in entries)
+        for number, end in self._pixel_offsets.items():
+            self._pixel_offsets[number] = tracks_data + end
+        out = header + segment_head + ebml.void(SEEK_HEAD_RESERVED) + info + tracks_element
+        self._file.write(out)
+        self._file.flush()
+        self._position = len(out)
+
+    def write(self, track: int, pts: int, frame: Frame) -> None:
+        state = self._tracks[track]
+        if frame.width > state.max_width:
+            state.max_width = frame.width
+        if frame.height > state.max_height:
+            state.max_height = frame.height
+        timescale = state.timescale
+        ms = (pts * 1000 + timescale // 2) // timescale
+        time_us = pts * 1_000_000 // timescale
+        if not self._cluster:
+            self._open_cluster(state, frame, ms, time_us)
+        else:
+            offset = ms - self._cluster_ms
+            if (
+                starts_chunk(
+                    state.is_video, frame.keyframe, time_us, self._cluster_start_us, self._has_video
+                )
+                or not -MAX_BLOCK_OFFSET <= offset <= MAX_BLOCK_OFFSET
+            ):
+                self._write_cluster()
+                self._open_cluster(state, frame, ms, time_us)
+        data = frame.data
+        self._cluster += ebml.SIMPLE_BLOCK
+        self._cluster += ebml.vint(len(data) + 4)
+        self._cluster += struct.pack(
+            ">BhB",
+            0x80 | track,  # track number as a 1-byte VINT: tracks 1-126
+            ms - self._cluster_ms,
+            SIMPLE_BLOCK_KEYFRAME if frame.keyframe else 0,
+        )
+        self._cluster += data
+        if state.last_ms >= 0:
+            state.interval_ms = ms - state.last_ms
+        state.last_ms = ms
+        duration = frame.duration
+        if duration:
+            state.end_ms = ms + (duration * 1000 + timescale // 2) // timescale
+
+    def close(self) -> WriterResult:
+        if self._result is not None:
+            return self._result
+        if self._cluster:
+            self._write_cluster()
+        cues_position = self._position - self._segment_start
+        cues = self._cues_element()
+        self._file.write(cues)
+        self._position += len(cues)
+        duration_ms = self._duration_ms()
+        self._patch(self._seek_head(cues_position), duration_ms)
+        self._file.flush()
+        self._result = WriterResult(duration_ms / 1000, self._position)
+        return self._result
+
+    # -- clusters ---------------------------------------------------------------------------
+
+    def _open_cluster(self, state: _Track, frame: Frame, ms: int, time_us: int) -> None:
+        self._cluster_ms = ms
+        self._cluster_start_us = time_us
+        if (state.is_video and frame.keyframe) or not self._has_video:
+            self._cluster_cue = (ms, state.number)
+        else:
+            self._cluster_cue = None
+        # The cluster's timestamp is its first child; blocks follow as frames arrive.
+        self._cluster[:] = ebml.uint(ebml.TIMESTAMP, ms)
+
+    def _write_cluster(self) -> None:
+        position = self._position - self._segment_start
+        if self._cluster_cue is not None:
+            self._cues.append((*self._cluster_cue, position))
+        out = ebml.CLUSTER + ebml.vint(len(self._cluster)) + self._cluster
+        self._file.write(out)
+        self._file.flush()
+        self._position += len(out)
+        self._cluster = bytearray()
+
+    # -- finalize ---------------------------------------------------------------------------
+
+    def _duration_ms(self) -> int:
+        """End of the last frame: its own duration (audio) or the previous frame interval."""
+        return max(
+            (
+                max(track.end_ms, track.last_ms + track.interval_ms)
+                for track in self._tracks.values()
+            ),
+            default=0,
+        )
+
+    def _cues_element(self) -> bytes:
+        points = [
+            ebml.master(
+                ebml.CUE_POINT,
+                [
+                    ebml.uint(ebml.CUE_TIME, time),
+                    ebml.master(
+                        ebml.CUE_TRACK_POSITIONS,
+                        [
+                            ebml.uint(ebml.CUE_TRACK, track),
+                            ebml.uint(ebml.CUE_CLUSTER_POSITION, position),
+                        ],
+                    ),
+                ],
+            )
+            for time, track, position in self._cues
+        ]
+        return ebml.master(ebml.CUES, points)
+
+    def _seek_head(self, cues_position: int) -> bytes:
+        seeks = [
+            ebml.master(
+                ebml.SEEK,
+                [ebml.element(ebml.SEEK_ID, element_id), ebml.uint(ebml.SEEK_POSITION, position)],
+            )
+            for element_id, position in (
+                (ebml.INFO, self._info_position),
+                (ebml.TRACKS, self._tracks_position),
+                (ebml.CUES, cues_position),
+            )
+        ]
+        seek_head = ebml.master(ebml.SEEK_HEAD, seeks)
+        return seek_head + ebml.void(SEEK_HEAD_RESERVED - len(seek_head))
+
+    def _patch(self, seek_head: bytes, duration_ms: int) -> None:
+        patches = [
+            (self._segment_start, seek_head),
+            (self._duration_offset, struct.pack(">d", float(duration_ms))),
+            (self._segment_start - 8, ebml.vint8(self._position - self._segment_start)),
+        ]
+        for number, end in self._pixel_offsets.items():
+            track = self._tracks[number]
+            patches.append((end - PIXEL_WIDTH_FROM_END, track.max_width.to_bytes(2, "big")))
+            patches.append((end - PIXEL_HEIGHT_FROM_END, track.max_height.to_bytes(2, "big")))
+        for offset, data in patches:
+            self._file.seek(offset)
+            self._file.write(data)
+        self._file.seek(0, 2)
+
+
+def _ebml_header() -> bytes:
+    return ebml.master(
+        ebml.EBML,
+        [
+            ebml.uint(ebml.EBML_VERSION, 1),
+            ebml.uint(ebml.EBML_READ_VERSION, 1),
+            ebml.uint(ebml.EBML_MAX_ID_LENGTH, 4),
+            ebml.uint(ebml.EBML_MAX_SIZE_LENGTH, 8),
+            ebml.string(ebml.DOC_TYPE, "webm"),
+            ebml.uint(ebml.DOC_TYPE_VERSION, 4),
+            ebml.uint(ebml.DOC_TYPE_READ_VERSION, 2),
+        ],
+    )
+
+
+def _track_entry(spec: TrackSpec) -> bytes:
+    config = spec.config
+    children = [
+        ebml.uint(ebml.TRACK_NUMBER, spec.number),
+        ebml.uint(ebml.TRACK_UID, spec.number),
+        ebml.uint(ebml.FLAG_LACING, 0),
+        *CODEC_ELEMENTS[config.codec](config),
+    ]
+    if spec.kind == "video":
+        # Last child, with fixed-width values last in it: patched to the largest size seen.
+        children.append(
+            ebml.master(
+                ebml.VIDEO,
+                [
+                    ebml.uint(ebml.PIXEL_WIDTH, config.width, width=2),
+                    ebml.uint(ebml.PIXEL_HEIGHT, config.height, width=2),
+                ],
+            )
+        )
+    else:
+        children.append(
+            ebml.master(
+                ebml.AUDIO,
+                [
+                    ebml.float64(ebml.SAMPLING_FREQUENCY, float(config.sample_rate)),
+                    ebml.uint(ebml.CHANNELS, config.channels),
+                ],
+            )
+        )
+    return ebml.master(ebml.TRACK_ENTRY, children)
+
+
+def _vp8(config: CodecConfig) -> list[bytes]:
+    return [ebml.uint(ebml.TRACK_TYPE, ebml.TRACK_TYPE_VIDEO), ebml.string(ebml.CODEC_ID, "V_VP8")]
+
+
+def _opus(config: CodecConfig) -> list[bytes]:
+    return [
+        ebml.uint(ebml.TRACK_TYPE, ebml.TRACK_TYPE_AUDIO),
+        ebml.string(ebml.CODEC_ID, "A_OPUS"),
+        ebml.element(ebml.CODEC_PRIVATE, opus_head(config)),
+        ebml.uint(ebml.CODEC_DELAY, config.pre_skip * 1_000_000_000 // config.sample_rate),
+        ebml.uint(ebml.SEEK_PRE_ROLL, OPUS_SEEK_PRE_ROLL_NS),
+    ]
+
+
+def opus_head(config: CodecConfig) -> bytes:
+    """RFC 7845 section 5.1 identification header (little-endian, mapping family 0)."""
+    return b"OpusHead" + struct.pack(
+        "<BBHIhB", 1, config.channels, config.pre_skip, config.sample_rate, 0, 0
+    )
+
+
+CODEC_ELEMENTS: dict[str, Callable[[CodecConfig], list[bytes]]] = {"VP8": _vp8, "OPUS": _opus}
