@@ -85,18 +85,43 @@ class Writer(ABC):
         """Write what is buffered, the indexes and the patched headers. Safe to call twice."""
 
 
-def starts_chunk(
-    is_video: bool, keyframe: bool, time_us: int, chunk_start_us: int, has_video: bool
-) -> bool:
-    """Whether a frame opens a new fragment / cluster (given the current one is not empty).
+class Chunker:
+    """Decides which frames open a new fragment (MP4) or cluster (WebM).
 
-    With a video track, chunks are cut by video frames only (at keyframes, or at the time
-    limit for long GOPs), so an audio frame that lands on a keyframe's instant does not make a
-    sliver of a chunk; audio cuts only if video stalls (a muted camera) for half a chunk more.
+    With a video track, chunks are cut by video frames: at a keyframe (unless the chunk has no
+    video yet, so audio that arrives just before the first keyframe shares its chunk), or at
+    the time limit for long GOPs. Audio cuts alone only when video stalls (a muted camera) for
+    half a chunk more; an audio-only file is cut every `MAX_CHUNK_US`.
     """
-    span = time_us - chunk_start_us
-    if not has_video:
-        return span >= MAX_CHUNK_US
-    if is_video:
-        return keyframe or span >= MAX_CHUNK_US
-    return span >= MAX_CHUNK_US + VIDEO_STALL_US
+
+    __slots__ = ("_has_video", "_start_us", "_video_seen")
+
+    def __init__(self, has_video: bool) -> None:
+        self._has_video = has_video
+        self._start_us: int | None = None
+        self._video_seen = False
+
+    def cut_before(self, is_video: bool, keyframe: bool, time_us: int) -> bool:
+        """Called once per frame, in order: whether this frame opens a new chunk."""
+        start = self._start_us
+        if start is None:
+            self._start_us = time_us
+            self._video_seen = is_video
+            return False
+        span = time_us - start
+        if not self._has_video:
+            cut = span >= MAX_CHUNK_US
+        elif is_video:
+            cut = (keyframe and self._video_seen) or span >= MAX_CHUNK_US
+        else:
+            cut = span >= MAX_CHUNK_US + VIDEO_STALL_US
+        if cut:
+            self.restart(is_video, time_us)
+        elif is_video:
+            self._video_seen = True
+        return cut
+
+    def restart(self, is_video: bool, time_us: int) -> None:
+        """A chunk was opened at this frame (by the policy or by a container limit)."""
+        self._start_us = time_us
+        self._video_seen = is_video

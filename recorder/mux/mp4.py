@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
 from recorder.media import CodecConfig, Frame
-from recorder.mux.base import TrackSpec, Writer, WriterResult, starts_chunk
+from recorder.mux.base import Chunker, TrackSpec, Writer, WriterResult
 from recorder.mux.bmff import IDENTITY_MATRIX, Box, full_box
 
 MOVIE_TIMESCALE = 1000
@@ -125,10 +125,9 @@ class Mp4Writer(Writer):
         super().__init__(file)
         self._tracks: dict[int, _Track] = {}
         self._ordered: list[_Track] = []
-        self._has_video = False
         self._position = 0
         self._sequence = 0
-        self._chunk_start_us: int | None = None
+        self._chunker = Chunker(False)
         self._buffered = 0
         self._boxes: dict[bytes, Box] = {}
         self._result: WriterResult | None = None
@@ -136,7 +135,7 @@ class Mp4Writer(Writer):
     def start(self, tracks: Sequence[TrackSpec]) -> None:
         self._ordered = [_Track(spec) for spec in tracks]
         self._tracks = {track.number: track for track in self._ordered}
-        self._has_video = any(track.is_video for track in self._ordered)
+        self._chunker = Chunker(any(track.is_video for track in self._ordered))
         ftyp = Box(b"ftyp", b"iso6" + _U32.pack(0) + b"iso6isommp41")
         moov = self._moov()
         out = bytearray()
@@ -158,13 +157,9 @@ class Mp4Writer(Writer):
             state.add_sample(pending[0], pending[1], pts - pending[0])
             self._buffered += 1
         time_us = pts * 1_000_000 // state.timescale
-        if self._chunk_start_us is None:
-            self._chunk_start_us = time_us
-        elif self._buffered and starts_chunk(
-            state.is_video, frame.keyframe, time_us, self._chunk_start_us, self._has_video
-        ):
+        # The frame that opens a fragment is still pending, so it will be the fragment's first.
+        if self._chunker.cut_before(state.is_video, frame.keyframe, time_us) and self._buffered:
             self._write_fragment()
-            self._chunk_start_us = time_us
         state.pending = (pts, frame)
 
     def close(self) -> WriterResult:
@@ -195,7 +190,9 @@ class Mp4Writer(Writer):
         trafs = [track for track in self._ordered if track.sizes]
         traf_sizes = [8 + 16 + 20 + 20 + 12 * len(track.sizes) for track in trafs]
         moof_size = 8 + 16 + sum(traf_sizes)
-        out = bytearray(_MOOF_HEAD.pack(moof_size, b"moof", 16, b"mfhd", 0, self._sequence))
+        # Written as a 'free' box and turned into a 'moof' once the whole fragment is out (see
+        # `_commit`): a file cut inside a fragment then ends in boxes players skip.
+        out = bytearray(_MOOF_HEAD.pack(moof_size, b"free", 16, b"mfhd", 0, self._sequence))
         data_offset = moof_size + 8
         for traf_number, (track, traf_size) in enumerate(zip(trafs, traf_sizes, strict=True), 1):
             count = len(track.sizes)
@@ -223,6 +220,20 @@ class Mp4Writer(Writer):
         self._file.flush()
         self._position += len(out)
         self._buffered = 0
+        self._commit(moof_offset)
+
+    def _commit(self, moof_offset: int) -> None:
+        """Make a fully written fragment visible by renaming its 'free' box to 'moof'.
+
+        FFmpeg's demuxer parses every top-level moof when it opens a seekable file without a
+        complete mfra, and a moof cut short (a crash, a full disk) makes it refuse the whole
+        file. A cut 'free' box is skipped instead. The four bytes land in one page, so the
+        rename itself cannot be torn.
+        """
+        self._file.seek(moof_offset + 4)
+        self._file.write(b"moof")
+        self._file.flush()
+        self._file.seek(self._position)
 
     def _note_random_access(self, track: _Track, moof_offset: int, traf_number: int) -> None:
         if not track.is_video:

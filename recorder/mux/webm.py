@@ -16,7 +16,7 @@ from typing import BinaryIO
 from recorder import __version__
 from recorder.media import CodecConfig, Frame
 from recorder.mux import ebml
-from recorder.mux.base import TrackSpec, Writer, WriterResult, starts_chunk
+from recorder.mux.base import Chunker, TrackSpec, Writer, WriterResult
 
 TIMESTAMP_SCALE_NS = 1_000_000  # block timestamps in milliseconds
 # Room for a SeekHead of three Seek entries with 8-byte positions (68 bytes) and a Void.
@@ -62,6 +62,7 @@ class WebmWriter(Writer):
         super().__init__(file)
         self._tracks: dict[int, _Track] = {}
         self._has_video = False
+        self._chunker = Chunker(False)
         self._position = 0
         self._segment_start = 0
         self._info_position = 0
@@ -70,7 +71,7 @@ class WebmWriter(Writer):
         self._pixel_offsets: dict[int, int] = {}
         self._cluster = bytearray()
         self._cluster_ms = 0
-        self._cluster_start_us = 0
+        self._cluster_video = False
         self._cluster_cue: tuple[int, int] | None = None
         self._cues: list[tuple[int, int, int]] = []  # (time ms, track, cluster position)
         self._result: WriterResult | None = None
@@ -78,6 +79,7 @@ class WebmWriter(Writer):
     def start(self, tracks: Sequence[TrackSpec]) -> None:
         self._tracks = {spec.number: _Track(spec) for spec in tracks}
         self._has_video = any(track.is_video for track in self._tracks.values())
+        self._chunker = Chunker(self._has_video)
         header = _ebml_header()
         segment_head = ebml.SEGMENT + ebml.UNKNOWN_SIZE_8
         self._segment_start = len(header) + len(segment_head)
@@ -120,18 +122,23 @@ class WebmWriter(Writer):
         timescale = state.timescale
         ms = (pts * 1000 + timescale // 2) // timescale
         time_us = pts * 1_000_000 // timescale
-        if not self._cluster:
-            self._open_cluster(state, frame, ms, time_us)
-        else:
-            offset = ms - self._cluster_ms
-            if (
-                starts_chunk(
-                    state.is_video, frame.keyframe, time_us, self._cluster_start_us, self._has_video
-                )
-                or not -MAX_BLOCK_OFFSET <= offset <= MAX_BLOCK_OFFSET
-            ):
+        cut = self._chunker.cut_before(state.is_video, frame.keyframe, time_us)
+        if (
+            self._cluster
+            and not cut
+            and not -MAX_BLOCK_OFFSET <= ms - self._cluster_ms <= MAX_BLOCK_OFFSET
+        ):
+            self._chunker.restart(state.is_video, time_us)
+            cut = True
+        if cut or not self._cluster:
+            if self._cluster:
                 self._write_cluster()
-                self._open_cluster(state, frame, ms, time_us)
+            self._open_cluster(ms)
+        if state.is_video and not self._cluster_video:
+            self._cluster_video = True
+            if frame.keyframe:
+                # Cues point at the cluster holding each keyframe that starts a GOP.
+                self._cluster_cue = (ms, track)
         data = frame.data
         self._cluster += ebml.SIMPLE_BLOCK
         self._cluster += ebml.vint(len(data) + 4)
@@ -166,15 +173,16 @@ class WebmWriter(Writer):
 
     # -- clusters ---------------------------------------------------------------------------
 
-    def _open_cluster(self, state: _Track, frame: Frame, ms: int, time_us: int) -> None:
+    def _open_cluster(self, ms: int) -> None:
         self._cluster_ms = ms
-        self._cluster_start_us = time_us
-        if (state.is_video and frame.keyframe) or not self._has_video:
-            self._cluster_cue = (ms, state.number)
-        else:
-            self._cluster_cue = None
+        self._cluster_video = False
+        # Without video every cluster is a random access point; with video, see `write`.
+        self._cluster_cue = None if self._has_video else (ms, self._audio_cue_track())
         # The cluster's timestamp is its first child; blocks follow as frames arrive.
         self._cluster[:] = ebml.uint(ebml.TIMESTAMP, ms)
+
+    def _audio_cue_track(self) -> int:
+        return min(self._tracks)
 
     def _write_cluster(self) -> None:
         position = self._position - self._segment_start
