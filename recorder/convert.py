@@ -8,15 +8,17 @@ to the output under a temporary name and renamed into place only when it is comp
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recorder.archive import Archive
+from recorder.archive import Archive, ArchiveResult
 from recorder.capture import CaptureStats, read_udp
 from recorder.errors import NoMediaError, UnsupportedError
 from recorder.ingest import Router, recorded_sections
-from recorder.mux import WRITERS, writer_class
-from recorder.sdp import SessionDescription
+from recorder.mux import WRITERS, Writer, writer_class
+from recorder.sdp import MediaDescription, RtpFormat, SessionDescription
 
 
 def container_for(output: Path, format_name: str | None = None) -> str:
@@ -26,6 +28,31 @@ def container_for(output: Path, format_name: str | None = None) -> str:
             f"cannot tell the container of {output.name!r}: use a .webm or .mp4 name or --format"
         )
     return name
+
+
+@dataclass(slots=True)
+class Replay:
+    router: Router
+    capture: CaptureStats
+    archive: ArchiveResult
+
+
+def replay(
+    capture: str | Path,
+    sections: list[tuple[MediaDescription, RtpFormat]],
+    writers: Sequence[Writer],
+) -> Replay:
+    """Feed every datagram of `capture` through the pipeline into `writers`, then close them."""
+    archive = Archive(writers)
+    router = Router(sections, archive)
+    stats = CaptureStats()
+    feed = router.feed
+    for arrival, _source, _source_port, port, payload in read_udp(capture, stats):
+        feed(port, payload, arrival)
+    router.flush()
+    if not any(route.stream for route in router.routes):
+        raise NoMediaError(_no_stream_message(router, stats))
+    return Replay(router, stats, archive.close())
 
 
 def convert(
@@ -44,32 +71,24 @@ def convert(
     temporary = output.with_name(f".{output.name}.part")
     with open(temporary, "w+b") as file:
         try:
-            archive = Archive([writer_cls(file)])
-            router = Router(sections, archive)
-            stats = CaptureStats()
-            feed = router.feed
-            for arrival, _source, _source_port, port, payload in read_udp(capture, stats):
-                feed(port, payload, arrival)
-            router.flush()
-            if not any(route.stream for route in router.routes):
-                raise NoMediaError(_no_stream_message(router, stats))
-            result = archive.close()
+            result = replay(capture, sections, [writer_cls(file)])
             file.flush()
             os.fsync(file.fileno())
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
     os.replace(temporary, output)
+    stats = result.capture
     return {
         "output": str(output),
         "format": container,
-        "duration": round(result.duration, 3),
+        "duration": round(result.archive.duration, 3),
         "size": output.stat().st_size,
-        "streams": [route.stats() for route in router.routes],
+        "streams": [route.stats() for route in result.router.routes],
         "capture": {
             "records": stats.records,
             "udp": stats.udp,
-            "unmatched_udp": router.unmatched,
+            "unmatched_udp": result.router.unmatched,
             "not_udp": stats.not_udp + stats.not_ip,
             "fragments": stats.fragments,
             "truncated_records": stats.truncated_records,
