@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -114,8 +115,17 @@ def _serve(args: argparse.Namespace) -> int:
         archive_dir=args.archive_dir, archive_tmp_dir=args.archive_tmp_dir, state=args.state
     )
     config.validate()
+    # uvicorn shuts down gracefully on SIGINT / SIGTERM, then restores the handlers it found
+    # and raises the signal again. Finding these, that second delivery ends the process with
+    # status 0 instead of "killed by SIGTERM"; before uvicorn starts, it simply exits.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, _exit_cleanly)
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

@@ -195,11 +195,14 @@ class InboundStream:
             self._probation = (sequence + 1) & 0xFFFF
             self.stray += 1
             return None
-        # The source restarted: release what we hold, then continue numbering after it.
+        # The source restarted: release what we hold, then continue the extended numbering
+        # from the new sequence number (keeping ext = sequence modulo 2**16, which unwrapping
+        # relies on) without counting the jump as loss.
         self.flush()
         self.restarts += 1
         self._probation = None
-        ext = self._highest + 1 if self._highest is not None else sequence
+        highest = self._highest if self._highest is not None else 0
+        ext = highest + ((sequence - highest) & 0xFFFF or 0x10000)
         self._highest = self._expected = ext
         self._gap = True
         return ext
