@@ -160,7 +160,8 @@ def recorded_sections(
     sections = []
     ports = set()
     for section in media:
-        if section.kind not in RECORDED_KINDS:
+        # RFC 3264 section 6: port 0 marks a rejected or disabled stream.
+        if section.kind not in RECORDED_KINDS or section.port == 0:
             continue
         if section.port in ports:
             raise UnsupportedError(

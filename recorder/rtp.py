@@ -152,7 +152,9 @@ def _one_byte_elements(data: memoryview) -> dict[int, bytes]:
             index += 1
             continue
         element_id = byte >> 4
-        if element_id == ONE_BYTE_STOP_ID:
+        if element_id == ONE_BYTE_STOP_ID or element_id == 0:
+            # ID 15, or ID 0 with a length (0 is reserved for padding): nothing after it
+            # can be trusted, so only the elements before it count.
             break
         length = (byte & 0x0F) + 1
         start = index + 1

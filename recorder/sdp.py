@@ -60,14 +60,14 @@ def parse_sdp(text: str) -> SessionDescription:
             name, _, rest = value.partition(":")
             if name == "rtpmap":
                 payload_type, rtp_format = _rtpmap(number, rest)
-                fmtp = current.formats.get(payload_type)
-                if fmtp is not None:
-                    rtp_format.fmtp = fmtp.fmtp
-                current.formats[payload_type] = rtp_format
+                # RFC 8866 section 6.6: an rtpmap describes a format listed on the m= line;
+                # one for an unlisted payload type cannot carry this section's media.
+                if payload_type in current.formats:
+                    current.formats[payload_type] = rtp_format
             elif name == "fmtp":
                 fmtp_lines.append((number, current, rest))
             elif name == "rtcp":
-                current.rtcp_port = _int(number, rest.split()[0] if rest else "", "a=rtcp port")
+                current.rtcp_port = _port(number, rest.split()[0] if rest else "", "a=rtcp port")
             elif name == "rtcp-mux":
                 current.rtcp_mux = True
     for number, section, rest in fmtp_lines:
@@ -85,15 +85,11 @@ def _media_line(number: int, value: str) -> MediaDescription:
     parts = value.split()
     if len(parts) < 3:
         raise SdpError(f"SDP line {number}: m= line needs media, port and protocol")
-    port = _int(number, parts[1].split("/")[0], "m= port")
-    if not 0 <= port <= 0xFFFF:
-        raise SdpError(f"SDP line {number}: m= port {port} is out of range")
+    port = _port(number, parts[1].split("/")[0], "m= port")
     formats = {}
     if "RTP" in parts[2].upper():
         for text in parts[3:]:
-            payload_type = _int(number, text, "m= payload type")
-            if not 0 <= payload_type <= 127:
-                raise SdpError(f"SDP line {number}: payload type {payload_type} is not 0-127")
+            payload_type = _payload_type(number, text, "m= payload type")
             formats[payload_type] = RtpFormat(payload_type, "", 0)
     return MediaDescription(parts[0].lower(), port, parts[2], formats)
 
@@ -101,7 +97,7 @@ def _media_line(number: int, value: str) -> MediaDescription:
 def _rtpmap(number: int, value: str) -> tuple[int, RtpFormat]:
     # RFC 8866 section 6.6: a=rtpmap:<payload type> <encoding name>/<clock rate>[/<params>]
     payload_text, _, encoding = value.partition(" ")
-    payload_type = _int(number, payload_text, "a=rtpmap payload type")
+    payload_type = _payload_type(number, payload_text, "a=rtpmap payload type")
     pieces = encoding.strip().split("/")
     if len(pieces) < 2 or not pieces[0]:
         raise SdpError(f"SDP line {number}: a=rtpmap needs <encoding>/<clock rate>")
@@ -122,7 +118,21 @@ def _fmtp_params(text: str) -> dict[str, str]:
 
 
 def _int(number: int, text: str, what: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise SdpError(f"SDP line {number}: {what} {text!r} is not a number") from None
+    # The SDP grammar's integers are plain ASCII digits (no sign, no "_", no other scripts).
+    if not (text.isascii() and text.isdigit()):
+        raise SdpError(f"SDP line {number}: {what} {text!r} is not a number")
+    return int(text)
+
+
+def _port(number: int, text: str, what: str) -> int:
+    port = _int(number, text, what)
+    if port > 0xFFFF:
+        raise SdpError(f"SDP line {number}: {what} {port} is out of range")
+    return port
+
+
+def _payload_type(number: int, text: str, what: str) -> int:
+    payload_type = _int(number, text, what)
+    if payload_type > 127:
+        raise SdpError(f"SDP line {number}: {what} {payload_type} is not 0-127")
+    return payload_type

@@ -102,7 +102,16 @@ def build_rtp(
     return struct.pack("!BBHII", 0x80, second, sequence, timestamp, ssrc) + payload
 
 
-def ivf_keyframe_dimensions(frame: bytes) -> tuple[int, int]:
-    """Width and height of a VP8 keyframe, read independently of the code under test."""
-    width, height = struct.unpack_from("<HH", frame, 6)
-    return width & 0x3FFF, height & 0x3FFF
+def ivf_dimensions(name: str = "source.ivf") -> tuple[int, int]:
+    """Width and height from the IVF file header (bytes 12-15, little-endian)."""
+    data = (FIXTURES / name).read_bytes()
+    width, height = struct.unpack_from("<HH", data, 12)
+    return width, height
+
+
+def vp8_packetize(
+    frame: bytes, size: int, first: bytes = b"\x10", rest: bytes = b"\x00"
+) -> list[bytes]:
+    """RFC 7741 payloads of one frame: `first` / `rest` descriptors, `size` frame bytes each."""
+    chunks = [frame[i : i + size] for i in range(0, len(frame), size)]
+    return [(rest if i else first) + chunk for i, chunk in enumerate(chunks)]

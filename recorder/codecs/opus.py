@@ -99,9 +99,8 @@ def _code3_samples(packet: memoryview | bytes, frame_samples: int) -> int:
     if count_byte & 0x80:  # VBR: explicit lengths for all frames but the last
         total = 0
         for _ in range(count - 1):
+            # A coded length is at most 255 + 4 * 255 = 1275: within R2 by construction.
             length, offset = _frame_length(packet, offset, "code 3")
-            if length > MAX_FRAME_BYTES:
-                raise DepacketizeError("Opus code 3 frame exceeds 1275 bytes (RFC 6716 R2)")
             total += length
         last = size - offset - padding - total
         if last < 0:
@@ -138,10 +137,10 @@ class OpusDepacketizer(Depacketizer):
         return Frame(timestamp, bytes(packet), True, samples)
 
     def _config_from(self, toc: int) -> CodecConfig:
-        # RFC 7587 section 7: the rtpmap always says 2 channels; the sender's stereo hint is
-        # sprop-stereo (stereo is the receiver's preference). Without either, the first
-        # packet's TOC stereo flag tells what the encoder produces.
-        hint = self.fmtp.get("sprop-stereo", self.fmtp.get("stereo"))
+        # RFC 7587 section 6.1: the rtpmap always says 2 channels; what the sender produces
+        # is sprop-stereo ("stereo" is only the receiver's preference). Without a valid
+        # sprop-stereo, the first packet's TOC stereo flag tells.
+        hint = self.fmtp.get("sprop-stereo")
         stereo = hint == "1" if hint in ("0", "1") else bool(toc & 0x04)
         return CodecConfig(
             codec=self.codec,

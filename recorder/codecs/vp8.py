@@ -88,12 +88,22 @@ class Vp8Depacketizer(Depacketizer):
         version = (tag >> 1) & 0x07
         if version > 3:
             raise DepacketizeError(f"VP8 frame header has version {version}, expected 0-3")
-        if tag & 0x01:  # P bit: 1 = interframe
-            return Frame(timestamp, data, False)
-        if len(data) < KEYFRAME_HEADER_SIZE:
+        keyframe = not tag & 0x01  # P bit: 0 = keyframe
+        if keyframe and len(data) < KEYFRAME_HEADER_SIZE:
             raise DepacketizeError(
                 f"VP8 keyframe truncated: {len(data)} bytes, keyframe header needs 10"
             )
+        # RFC 6386 section 9.1: the first partition follows the uncompressed header (3 bytes,
+        # 10 on keyframes); a frame shorter than that lost data and would fail to decode.
+        first_partition = (tag | data[1] << 8 | data[2] << 16) >> 5
+        header = KEYFRAME_HEADER_SIZE if keyframe else FRAME_TAG_SIZE
+        if header + first_partition > len(data):
+            raise DepacketizeError(
+                f"VP8 first partition of {first_partition} bytes overruns the "
+                f"{len(data)}-byte frame"
+            )
+        if not keyframe:
+            return Frame(timestamp, data, False)
         if data[3:6] != KEYFRAME_START_CODE:
             raise DepacketizeError(f"VP8 keyframe start code is {data[3:6].hex()}, expected 9d012a")
         # 14 bits of size, 2 bits of upscaling hint that a decoder does not apply.
