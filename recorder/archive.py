@@ -53,7 +53,7 @@ class ArchiveTrack:
         self.first_arrival: float | None = None
         self.base_ts = 0
         self.offset = 0
-        self.held: list[tuple[Frame, float]] = []
+        self.held: list[Frame] = []  # frames that arrived before the archive started
         self.queue: deque[tuple[int, int, Frame]] = deque()  # (time us, pts, frame)
         self.last_pts = -1
         self.last_us = -1
@@ -106,7 +106,7 @@ class Archive:
                 track.first_arrival = arrival
                 if self._first_arrival is None:
                     self._first_arrival = arrival
-            track.held.append((frame, arrival))
+            track.held.append(frame)
             if (
                 all(t.first_arrival is not None for t in self._inputs)
                 or arrival - self._first_arrival >= self._start_wait
@@ -147,7 +147,7 @@ class Archive:
         specs = []
         for number, track in enumerate(self._active, 1):
             track.number = number
-            track.base_ts = track.held[0][0].timestamp
+            track.base_ts = track.held[0].timestamp
             assert track.first_arrival is not None
             track.offset = round((track.first_arrival - origin) * track.clock_rate)
             config = track.depacketizer.config
@@ -158,7 +158,7 @@ class Archive:
         for track in self._active:
             held = track.held
             track.held = []
-            for frame, _ in held:
+            for frame in held:
                 self._queue(track, frame)
         self._release()
 

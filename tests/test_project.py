@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,3 +46,15 @@ def test_compose_file_is_valid() -> None:
     assert "127.0.0.1:8080:8080/tcp" in config
     assert "protocol: udp" in config and "published: 40000" in config
     assert "archive:/data" in config
+
+
+def test_code_is_ruff_clean() -> None:
+    for command in (["check", "--no-cache", "."], ["format", "--check", "--no-cache", "."]):
+        done = subprocess.run(
+            [sys.executable, "-m", "ruff", *command],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr

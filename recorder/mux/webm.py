@@ -92,22 +92,18 @@ class WebmWriter(Writer):
                 ebml.float64(ebml.DURATION, 0.0),  # last child: patched at close
             ],
         )
-        entries = []
-        tracks_data_start = 0  # relative to the Tracks element's data
-        for spec in tracks:
-            entry = _track_entry(spec)
-            tracks_data_start += len(entry)
-            if spec.kind == "video":
-                self._pixel_offsets[spec.number] = tracks_data_start
-            entries.append(entry)
+        entries = [_track_entry(spec) for spec in tracks]
         tracks_element = ebml.master(ebml.TRACKS, entries)
         self._info_position = SEEK_HEAD_RESERVED
         self._tracks_position = self._info_position + len(info)
+        # Duration is the last 8 bytes of Info; the picture size ends each video TrackEntry.
         self._duration_offset = self._segment_start + self._tracks_position - 8
-        tracks_data = self._segment_start + self._tracks_position + len(tracks_element)
-        tracks_data -= sum(len(entry) for entry in entries)
-        for number, end in self._pixel_offsets.items():
-            self._pixel_offsets[number] = tracks_data + end
+        entry_end = self._segment_start + self._tracks_position
+        entry_end += len(tracks_element) - sum(len(entry) for entry in entries)
+        for spec, entry in zip(tracks, entries, strict=True):
+            entry_end += len(entry)
+            if spec.kind == "video":
+                self._pixel_offsets[spec.number] = entry_end
         out = header + segment_head + ebml.void(SEEK_HEAD_RESERVED) + info + tracks_element
         self._file.write(out)
         self._file.flush()
@@ -177,12 +173,9 @@ class WebmWriter(Writer):
         self._cluster_ms = ms
         self._cluster_video = False
         # Without video every cluster is a random access point; with video, see `write`.
-        self._cluster_cue = None if self._has_video else (ms, self._audio_cue_track())
+        self._cluster_cue = None if self._has_video else (ms, min(self._tracks))
         # The cluster's timestamp is its first child; blocks follow as frames arrive.
         self._cluster[:] = ebml.uint(ebml.TIMESTAMP, ms)
-
-    def _audio_cue_track(self) -> int:
-        return min(self._tracks)
 
     def _write_cluster(self) -> None:
         position = self._position - self._segment_start
