@@ -7,11 +7,11 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-# ffmpeg/ffprobe judge the output, GStreamer is the second player, mkvinfo reads WebM
-# structure, docker-compose validates the compose file offline; tcpdump and the GStreamer
-# payloaders regenerate fixtures (fixtures/generate.py).
+# ffmpeg/ffprobe judge the output, GStreamer is the second player, Chromium the browser the
+# files are made for, mkvinfo reads WebM structure, docker-compose validates the compose file
+# offline; tcpdump and the GStreamer payloaders regenerate fixtures (fixtures/generate.py).
 PACKAGES="ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-gstreamer1.0-plugins-bad tcpdump mkvtoolnix docker-compose"
+gstreamer1.0-plugins-bad chromium tcpdump mkvtoolnix docker-compose"
 
 missing=""
 for package in $PACKAGES; do
