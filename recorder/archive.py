@@ -89,10 +89,6 @@ class Archive:
         self._newest_us = 0
         self._result: ArchiveResult | None = None
 
-    @property
-    def started(self) -> bool:
-        return self._started
-
     def add_track(self, depacketizer: Depacketizer) -> ArchiveTrack:
         if self._started:
             raise RuntimeError("tracks must be added before the archive starts")

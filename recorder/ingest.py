@@ -29,7 +29,6 @@ class MediaRoute:
     """One SDP media section being recorded."""
 
     __slots__ = (
-        "_archive",
         "errors",
         "kind",
         "malformed",
@@ -46,7 +45,6 @@ class MediaRoute:
         self.kind = media.kind
         self.port = media.port
         self.rtp_format = rtp_format
-        self._archive = archive
         self.track = archive.add_track(self._depacketizer())
         self.stream: InboundStream | None = None
         self.malformed = 0

@@ -123,10 +123,6 @@ class InboundStream:
         self.frames_gated = 0
         self.frames_malformed = 0
 
-    @property
-    def depacketizer(self) -> Depacketizer:
-        return self._depacketizer
-
     def stats(self) -> dict[str, int]:
         return {
             "packets": self.packets,
