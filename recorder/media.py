@@ -62,3 +62,6 @@ class CodecConfig:
     bit_depth: int = 8
     chroma_subsampling: int = 0
     full_range: bool = False
+    # H.264/H.265/AV1: the decoder configuration record (the body of an avcC/hvcC/av1C box,
+    # which is also the Matroska CodecPrivate), built from the stream's parameter sets.
+    record: bytes = b""
