@@ -58,6 +58,8 @@ class Writer(ABC):
 
     extension: ClassVar[str]
     codecs: ClassVar[frozenset[str]]
+    # Codecs refused on purpose, with the reason the user is told.
+    refusals: ClassVar[dict[str, str]] = {}
 
     def __init__(self, file: BinaryIO) -> None:
         self._file = file
@@ -66,6 +68,10 @@ class Writer(ABC):
     def check_codecs(cls, codecs: Sequence[str]) -> None:
         """Raise `UnsupportedError` before any file exists if a codec cannot go in."""
         for codec in codecs:
+            if codec in cls.refusals:
+                raise UnsupportedError(
+                    f"{codec} cannot be written to {cls.extension.upper()}: {cls.refusals[codec]}"
+                )
             if codec not in cls.codecs:
                 raise UnsupportedError(
                     f"{codec} cannot be written to {cls.extension.upper()} "

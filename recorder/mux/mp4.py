@@ -119,7 +119,7 @@ class _Track:
 
 class Mp4Writer(Writer):
     extension = "mp4"
-    codecs = frozenset({"VP8", "OPUS"})
+    codecs = frozenset({"VP8", "VP9", "AV1", "H264", "H265", "OPUS"})
 
     def __init__(self, file: BinaryIO) -> None:
         super().__init__(file)
@@ -136,7 +136,10 @@ class Mp4Writer(Writer):
         self._ordered = [_Track(spec) for spec in tracks]
         self._tracks = {track.number: track for track in self._ordered}
         self._chunker = Chunker(any(track.is_video for track in self._ordered))
-        ftyp = Box(b"ftyp", b"iso6" + _U32.pack(0) + b"iso6isommp41")
+        brands = b"iso6isommp41"
+        if any(track.config.codec == "AV1" for track in self._ordered):
+            brands += b"av01"  # AV1 ISOBMFF binding 2.1: files with av01 tracks list it
+        ftyp = Box(b"ftyp", b"iso6" + _U32.pack(0) + brands)
         moov = self._moov()
         out = bytearray()
         ftyp.serialize(out)
@@ -405,8 +408,16 @@ class Mp4Writer(Writer):
 
 
 def _vp08(config: CodecConfig) -> Box:
+    return _visual_entry(b"vp08", config, [_vpcc(config)])
+
+
+def _vp09(config: CodecConfig) -> Box:
+    return _visual_entry(b"vp09", config, [_vpcc(config)])
+
+
+def _vpcc(config: CodecConfig) -> Box:
     # VP Codec ISO Media File Format Binding, section 2.2: vpcC version 1.
-    vpcc = full_box(
+    return full_box(
         b"vpcC", 1, 0,
         struct.pack(
             ">BBBBBBH",
@@ -417,7 +428,23 @@ def _vp08(config: CodecConfig) -> Box:
             0,  # codecInitializationDataSize: must be 0 for VP8 and VP9
         ),
     )  # fmt: skip
-    return _visual_entry(b"vp08", config, [vpcc])
+
+
+# H.264 and H.265 use the sample entries that allow parameter sets in the samples (ISO/IEC
+# 14496-15 5.4.2.1 and 8.4.1.1): WebRTC senders change resolution mid-stream with new SPS/PPS at
+# a keyframe, and the depacketizer puts the parameter sets in every keyframe, so one sample
+# entry describes the whole track and each keyframe decodes on its own.
+def _avc3(config: CodecConfig) -> Box:
+    return _visual_entry(b"avc3", config, [Box(b"avcC", config.record)])
+
+
+def _hev1(config: CodecConfig) -> Box:
+    return _visual_entry(b"hev1", config, [Box(b"hvcC", config.record)])
+
+
+def _av01(config: CodecConfig) -> Box:
+    # AV1 Codec ISO Media File Format Binding 2.3: av1C with the sequence header as configOBUs.
+    return _visual_entry(b"av01", config, [Box(b"av1C", config.record)])
 
 
 def _visual_entry(fourcc: bytes, config: CodecConfig, children: list[Box]) -> Box:
@@ -452,4 +479,11 @@ def _opus(config: CodecConfig) -> Box:
     return Box(b"Opus", body, [dops])
 
 
-SAMPLE_ENTRIES: dict[str, Callable[[CodecConfig], Box]] = {"VP8": _vp08, "OPUS": _opus}
+SAMPLE_ENTRIES: dict[str, Callable[[CodecConfig], Box]] = {
+    "VP8": _vp08,
+    "VP9": _vp09,
+    "AV1": _av01,
+    "H264": _avc3,
+    "H265": _hev1,
+    "OPUS": _opus,
+}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
 from recorder import __version__
 from recorder.media import CodecConfig, Frame
@@ -56,7 +56,11 @@ class _Track:
 
 class WebmWriter(Writer):
     extension = "webm"
-    codecs = frozenset({"VP8", "OPUS"})
+    codecs = frozenset({"VP8", "VP9", "AV1", "H264", "OPUS"})
+    refusals: ClassVar[dict[str, str]] = {
+        "H265": "H.265 can be recorded to MP4 only (WebM defines no H.265 mapping and "
+        "browsers do not play one)"
+    }
 
     def __init__(self, file: BinaryIO) -> None:
         super().__init__(file)
@@ -300,6 +304,33 @@ def _vp8(config: CodecConfig) -> list[bytes]:
     return [ebml.uint(ebml.TRACK_TYPE, ebml.TRACK_TYPE_VIDEO), ebml.string(ebml.CODEC_ID, "V_VP8")]
 
 
+def _vp9(config: CodecConfig) -> list[bytes]:
+    # Matroska codec mapping, V_VP9: optional "VP9 Codec Feature Metadata" as ID/length/value
+    # triples (1 profile, 2 level, 3 bit depth, 4 chroma subsampling); level 0 means unknown.
+    features = [(1, config.profile), (3, config.bit_depth), (4, config.chroma_subsampling)]
+    if config.level:
+        features.insert(1, (2, config.level))
+    private = b"".join(bytes((feature, 1, value)) for feature, value in features)
+    return [
+        ebml.uint(ebml.TRACK_TYPE, ebml.TRACK_TYPE_VIDEO),
+        ebml.string(ebml.CODEC_ID, "V_VP9"),
+        ebml.element(ebml.CODEC_PRIVATE, private),
+    ]
+
+
+def _with_record(codec_id: str) -> Callable[[CodecConfig], list[bytes]]:
+    """H.264 (avcC) and AV1 (av1C): the configuration record is the CodecPrivate."""
+
+    def elements(config: CodecConfig) -> list[bytes]:
+        return [
+            ebml.uint(ebml.TRACK_TYPE, ebml.TRACK_TYPE_VIDEO),
+            ebml.string(ebml.CODEC_ID, codec_id),
+            ebml.element(ebml.CODEC_PRIVATE, config.record),
+        ]
+
+    return elements
+
+
 def _opus(config: CodecConfig) -> list[bytes]:
     return [
         ebml.uint(ebml.TRACK_TYPE, ebml.TRACK_TYPE_AUDIO),
@@ -317,4 +348,10 @@ def opus_head(config: CodecConfig) -> bytes:
     )
 
 
-CODEC_ELEMENTS: dict[str, Callable[[CodecConfig], list[bytes]]] = {"VP8": _vp8, "OPUS": _opus}
+CODEC_ELEMENTS: dict[str, Callable[[CodecConfig], list[bytes]]] = {
+    "VP8": _vp8,
+    "VP9": _vp9,
+    "AV1": _with_record("V_AV1"),
+    "H264": _with_record("V_MPEG4/ISO/AVC"),
+    "OPUS": _opus,
+}
