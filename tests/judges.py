@@ -41,17 +41,17 @@ def run(*command: str | Path, check: bool = True) -> subprocess.CompletedProcess
 
 def source_md5(kind: str) -> list[str]:
     """The md5 column of the source's framemd5 ("video" or "audio")."""
-    return _md5_column((FIXTURES / f"source.{kind}.framemd5").read_text())
+    return md5_column((FIXTURES / f"source.{kind}.framemd5").read_text())
 
 
 def framemd5(path: Path, kind: str) -> tuple[list[str], str]:
     """Decoded-frame md5s of one stream of `path` by FFmpeg, and what FFmpeg said on stderr."""
     stream = {"video": "0:v", "audio": "0:a"}[kind]
     result = run("ffmpeg", "-v", "error", "-i", path, "-map", stream, "-f", "framemd5", "-")
-    return _md5_column(result.stdout), result.stderr.strip()
+    return md5_column(result.stdout), result.stderr.strip()
 
 
-def _md5_column(text: str) -> list[str]:
+def md5_column(text: str) -> list[str]:
     return [
         line.rsplit(",", 1)[1].strip()
         for line in text.splitlines()
