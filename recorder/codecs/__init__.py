@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from recorder.codecs.base import Depacketizer
+from recorder.codecs.h265 import H265Depacketizer
 from recorder.codecs.opus import OpusDepacketizer
 from recorder.codecs.vp8 import Vp8Depacketizer
 from recorder.errors import UnsupportedError
 
 DEPACKETIZERS: dict[str, type[Depacketizer]] = {
-    cls.codec: cls for cls in (Vp8Depacketizer, OpusDepacketizer)
+    cls.codec: cls for cls in (Vp8Depacketizer, H265Depacketizer, OpusDepacketizer)
 }
 
 
