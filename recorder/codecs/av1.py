@@ -187,12 +187,16 @@ class Obu:
     def spatial_id(self) -> int:
         return (self.extension >> 3) & 0x03 if self.extension is not None else 0
 
+    def sized_header(self) -> bytes:
+        """OBU header with obu_has_size_field = 1, extension byte, obu_size (AV1 spec 5.3.1)."""
+        size = encode_leb128(len(self.payload))
+        if self.extension is None:
+            return bytes((self.header | OBU_HAS_SIZE_BIT,)) + size
+        return bytes((self.header | OBU_HAS_SIZE_BIT, self.extension)) + size
+
     def to_bytes(self) -> bytes:
         """The OBU in Low overhead bitstream format: obu_has_size_field = 1 and obu_size."""
-        head = [self.header | OBU_HAS_SIZE_BIT]
-        if self.extension is not None:
-            head.append(self.extension)
-        return b"".join((bytes(head), encode_leb128(len(self.payload)), self.payload))
+        return self.sized_header() + self.payload
 
 
 def split_obus(element: memoryview | bytes) -> list[Obu]:
@@ -637,7 +641,7 @@ class Av1Depacketizer(Depacketizer):
 
     def _temporal_unit(self, obus: list[Obu], timestamp: int) -> Frame:
         """Turn the OBUs of one temporal unit into a Frame; track the sequence header."""
-        parts: list[bytes] = []
+        parts: list[bytes | memoryview] = []
         sequence_obu: Obu | None = None
         first_frame: Obu | None = None
         for obu in obus:
@@ -649,7 +653,8 @@ class Av1Depacketizer(Depacketizer):
                     sequence_obu = obu
             elif kind in (OBU_FRAME, OBU_FRAME_HEADER) and first_frame is None:
                 first_frame = obu
-            parts.append(obu.to_bytes())
+            # Header and payload view joined once per frame: no per-OBU copy of the payload.
+            parts += (obu.sized_header(), obu.payload)
         if first_frame is None:
             raise DepacketizeError("AV1 temporal unit has no frame or frame header OBU")
 
