@@ -661,15 +661,40 @@ def test_lost_start_is_not_a_frame_start() -> None:
 # -- parameter sets: remembered, prepended to IDRs, taken from the SDP ---------------------------
 
 
+def _sent_apart(depacketizer: H264Depacketizer, *nals: bytes) -> None:
+    """Parameter sets in an access unit of their own, as some cameras send them."""
+    with pytest.raises(DepacketizeError, match="no slices"):
+        depacketizer.build(_views([stap_a(*nals)]), 0)
+
+
 def test_idr_without_parameter_sets_gets_the_latest_ones() -> None:
+    # A sender that relies on earlier parameter sets (or the SDP's) for its IDRs.
     depacketizer = _depacketizer()
-    depacketizer.build(_views([TINY_SPS, TINY_PPS, TINY_IDR]), 0)
+    _sent_apart(depacketizer, TINY_SPS, TINY_PPS)
+    depacketizer.build(_views(fu_a(TINY_IDR, 300)), 0)
     first = depacketizer.config
     frame = depacketizer.build(_views(fu_a(TINY_IDR, 300)), 90000)
     assert frame.keyframe is True
     assert frame.data == _length_prefixed(TINY_SPS, TINY_PPS, TINY_IDR)
     assert (frame.width, frame.height) == (40, 30)
     assert depacketizer.config is first, "same parameter sets: the config is not rebuilt"
+
+
+def test_in_band_sender_losing_its_parameter_sets_is_refused_once() -> None:
+    # Captured case (FFmpeg -f rtp, 3% loss): the STAP-A with the new 640x360 SPS/PPS was lost
+    # and the IDR that followed would have been decoded with the old 320x240 ones.
+    depacketizer = _depacketizer()
+    depacketizer.build(_views(FFMPEG[0]), 0)
+    with pytest.raises(DepacketizeError) as raised:
+        depacketizer.build(_views(_IDR_FU_A), 90000)
+    assert str(raised.value) == "H.264 IDR lost the parameter sets its sender sends with it"
+    # In-band again: fine. And a sender that really stopped sending them in-band: the next IDR
+    # without them is completed.
+    assert depacketizer.build(_views(FFMPEG[0]), 180000).keyframe is True
+    with pytest.raises(DepacketizeError):
+        depacketizer.build(_views(_IDR_FU_A), 270000)
+    frame = depacketizer.build(_views(_IDR_FU_A), 360000)
+    assert frame.data == _length_prefixed(TINY_SPS, TINY_PPS, TINY_IDR)
 
 
 def test_parameter_sets_sent_apart_are_used_by_the_next_idr() -> None:
@@ -682,7 +707,7 @@ def test_parameter_sets_sent_apart_are_used_by_the_next_idr() -> None:
 
 def test_idr_with_sps_only_gets_the_pps_after_it() -> None:
     depacketizer = _depacketizer()
-    depacketizer.build(_views([TINY_SPS, TINY_PPS, TINY_IDR]), 0)
+    _sent_apart(depacketizer, TINY_SPS, TINY_PPS)
     sei = b"\x06\x05\x01\x00\x80"
     frame = depacketizer.build(_views([sei, TINY_SPS, TINY_IDR]), 3000)
     # SPS before PPS before the SEI (a buffering period SEI refers to the SPS).
@@ -691,7 +716,7 @@ def test_idr_with_sps_only_gets_the_pps_after_it() -> None:
 
 def test_idr_with_pps_only_gets_the_sps_before_it() -> None:
     depacketizer = _depacketizer()
-    depacketizer.build(_views([TINY_SPS, TINY_PPS, TINY_IDR]), 0)
+    _sent_apart(depacketizer, TINY_SPS, TINY_PPS)
     frame = depacketizer.build(_views([TINY_PPS, TINY_IDR]), 3000)
     assert frame.data == _length_prefixed(TINY_SPS, TINY_PPS, TINY_IDR)
 
@@ -716,9 +741,12 @@ def test_slices_choose_their_pps_and_the_latest_of_an_id_wins() -> None:
     assert (frame.width, frame.height) == (640, 480)
     assert depacketizer.config is not None
     assert depacketizer.config.record == avcc_record([sps_b], [pps_nal(7, 1)], parse_sps(sps_b))
-    # A new SPS 1 replaces the old; the next IDR that has none in-band gets the new one.
+    # A new SPS 1 replaces the old; an IDR without parameter sets gets the new one (once the
+    # sender is seen to leave them out: the first such IDR may have lost them).
     sps_c = sps_nal(sps_id=1, width_mbs=10, height_map_units=10, level_idc=11)
     depacketizer.build(_views([sps_c, slice_nal(1, first_mb=0)]), 3000)
+    with pytest.raises(DepacketizeError, match="lost the parameter sets"):
+        depacketizer.build(_views([slice_nal(5, pps_id=7)]), 6000)
     frame = depacketizer.build(_views([slice_nal(5, pps_id=7)]), 6000)
     assert frame.data == _length_prefixed(sps_c, pps_nal(7, 1), slice_nal(5, pps_id=7))
     assert (frame.width, frame.height) == (160, 160)
@@ -732,6 +760,8 @@ def test_parameter_sets_after_the_slices_are_for_the_next_picture() -> None:
     assert frame.data == _length_prefixed(sps, old, slice_nal(5), new)
     assert depacketizer.config is not None
     assert depacketizer.config.record == avcc_record([sps], [old], parse_sps(sps))
+    with pytest.raises(DepacketizeError, match="lost the parameter sets"):
+        depacketizer.build(_views([slice_nal(5)]), 3000)
     frame = depacketizer.build(_views([slice_nal(5)]), 3000)
     assert frame.data == _length_prefixed(sps, new, slice_nal(5))
     assert depacketizer.config.record == avcc_record([sps], [new], parse_sps(sps))

@@ -420,7 +420,8 @@ class H264Depacketizer(Depacketizer):
     # _sps: seq_parameter_set_id -> (NAL unit, parse); _pps: pic_parameter_set_id -> (NAL unit,
     # the SPS id it refers to). The latest of each id wins, as in a decoder (H.264 7.4.1.2.1).
     # _config_key: the parameter sets `config` was built from, to rebuild only on change.
-    __slots__ = ("_config_key", "_pps", "_sps")
+    # _in_band: whether the last IDR access unit brought all its SPS/PPS itself.
+    __slots__ = ("_config_key", "_in_band", "_pps", "_sps")
 
     def __init__(
         self, clock_rate: int, channels: int | None = None, fmtp: Mapping[str, str] | None = None
@@ -429,6 +430,7 @@ class H264Depacketizer(Depacketizer):
         self._sps: dict[int, tuple[bytes, Sps]] = {}
         self._pps: dict[int, tuple[bytes, int]] = {}
         self._config_key: tuple[bytes, ...] = ()
+        self._in_band = False
         for key, value in self.fmtp.items():
             if key.lower() == "sprop-parameter-sets":
                 self._use_sprop(value)
@@ -573,7 +575,16 @@ class H264Depacketizer(Depacketizer):
             if sps[1].sps_id not in present_sps and sps[0] not in missing_sps:
                 missing_sps.append(sps[0])
         if not missing_sps and not missing_pps:
+            self._in_band = True
             return nals
+        if self._in_band:
+            # This sender puts SPS/PPS in every IDR access unit, so these were lost on the way
+            # (the packets before the IDR's first slice). They may have been new ones (WebRTC
+            # changes resolution at an IDR): decoding with the previous ones would give garbage.
+            # Refuse this IDR; if the sender has just stopped sending them in-band, the next
+            # IDR is completed from the ones we know.
+            self._in_band = False
+            raise DepacketizeError("H.264 IDR lost the parameter sets its sender sends with it")
         # SPSs before PPSs (a PPS is parsed against its SPS), both before any SEI (a buffering
         # period SEI names its SPS): the order H.264 7.4.1.2.3 expects.
         head_sps = [nal for nal in head if nal[0] & TYPE_MASK == NAL_SPS]
