@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from recorder.codecs.av1 import Av1Depacketizer
 from recorder.codecs.base import Depacketizer
+from recorder.codecs.h264 import H264Depacketizer
 from recorder.codecs.h265 import H265Depacketizer
 from recorder.codecs.opus import OpusDepacketizer
 from recorder.codecs.vp8 import Vp8Depacketizer
 from recorder.errors import UnsupportedError
 
 DEPACKETIZERS: dict[str, type[Depacketizer]] = {
-    cls.codec: cls for cls in (Vp8Depacketizer, Av1Depacketizer, H265Depacketizer, OpusDepacketizer)
+    cls.codec: cls
+    for cls in (
+        Vp8Depacketizer,
+        Av1Depacketizer,
+        H264Depacketizer,
+        H265Depacketizer,
+        OpusDepacketizer,
+    )
 }
 
 
