@@ -136,8 +136,6 @@ class ScalabilityStructure:
             other.pictures,
         )
 
-    __hash__ = None  # type: ignore[assignment]
-
     def __repr__(self) -> str:
         return (
             f"ScalabilityStructure({self.spatial_layers}, {self.resolutions!r}, {self.pictures!r})"
