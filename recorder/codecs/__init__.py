@@ -8,12 +8,14 @@ from recorder.codecs.h264 import H264Depacketizer
 from recorder.codecs.h265 import H265Depacketizer
 from recorder.codecs.opus import OpusDepacketizer
 from recorder.codecs.vp8 import Vp8Depacketizer
+from recorder.codecs.vp9 import Vp9Depacketizer
 from recorder.errors import UnsupportedError
 
 DEPACKETIZERS: dict[str, type[Depacketizer]] = {
     cls.codec: cls
     for cls in (
         Vp8Depacketizer,
+        Vp9Depacketizer,
         Av1Depacketizer,
         H264Depacketizer,
         H265Depacketizer,
