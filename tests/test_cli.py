@@ -17,7 +17,8 @@ from tests.conftest import cli
 from tests.judges import CAPTURES, FIXTURES, decode_errors, framemd5, source_md5
 
 PCAP, SDP = CAPTURES["gst"]
-H264_SDP = "v=0\r\nm=video 5004 RTP/AVP 102\r\na=rtpmap:102 H264/90000\r\n"
+# H.266 (RFC 9328) is a real payload format we do not record.
+H266_SDP = "v=0\r\nm=video 5004 RTP/AVP 102\r\na=rtpmap:102 H266/90000\r\n"
 
 
 def _fails_in_one_line(done, output: Path | None = None) -> str:  # type: ignore[no-untyped-def]
@@ -103,11 +104,11 @@ def test_garbage_datagrams_inside_a_good_capture_are_counted(tmp_path: Path) -> 
 
 
 def test_unsupported_codec(tmp_path: Path) -> None:
-    sdp = tmp_path / "h264.sdp"
-    sdp.write_text(H264_SDP)
+    sdp = tmp_path / "h266.sdp"
+    sdp.write_text(H266_SDP)
     output = tmp_path / "out.mp4"
     line = _fails_in_one_line(cli("convert", PCAP, "--sdp", sdp, "-o", output), output)
-    assert "codec H264 is not supported" in line
+    assert "codec H266 is not supported" in line
 
 
 def test_no_stream_on_the_sdp_ports(tmp_path: Path) -> None:
