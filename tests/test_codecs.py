@@ -18,9 +18,13 @@ from urllib.parse import quote
 import pytest
 
 from recorder.mux import writer_class
+from tests.av1_packetizer import packetize as av1_packetize
+from tests.captures import write_capture
 from tests.chromium import open_page
 from tests.conftest import CONTAINERS, cli
 from tests.judges import decode_errors, ffprobe, md5_column, mkvinfo, run
+from tests.vectors import build_rtp
+from tests.vp9_packetizer import LayerFrame, Vp9Packetizer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 PLAY_PAGE = Path(__file__).parent / "browser" / "play.html"
@@ -243,3 +247,85 @@ def test_chromium_plays_every_frame(case: Case, played: dict) -> None:
     assert result["error"] is None
     assert (result["width"], result["height"]) in [tuple(size) for size in case.source["sizes"]]
     assert result["decoded"] == case.source["frames"]
+
+
+# -- senders we have no capture of: packetizers written from the specs ----------------------
+
+SPEC_PORT = 5004
+
+
+def _ivf_frames(path: Path) -> list[bytes]:
+    data = path.read_bytes()
+    offset = struct.unpack_from("<H", data, 6)[0]
+    frames = []
+    while offset < len(data):
+        size = struct.unpack_from("<I", data, offset)[0]
+        frames.append(data[offset + 12 : offset + 12 + size])
+        offset += 12 + size
+    return frames
+
+
+def _vp9_flexible(frames: list[bytes]) -> list[list[tuple[bytes, bool]]]:
+    """Chrome's way: flexible mode, 15-bit picture IDs, layer indices, one reference each."""
+    packetizer = Vp9Packetizer(1200, flexible=True, resolutions=[(320, 240)])
+    pictures = []
+    for number, frame in enumerate(frames):
+        key = number % 30 == 0
+        layer = LayerFrame(frame, inter_picture=not key, p_diffs=() if key else (1,))
+        pictures.append(packetizer.picture([layer], keyframe=key))
+    return pictures
+
+
+def _av1_spec(frames: list[bytes]) -> list[list[tuple[bytes, bool]]]:
+    """What browsers send: no size fields or temporal delimiters, W = 1..3, N on keyframes."""
+    pictures = []
+    for frame in frames:
+        payloads = av1_packetize(frame, 1200)
+        pictures.append([(payload, last) for last, payload in _mark_last(payloads)])
+    return pictures
+
+
+def _mark_last(items: list[bytes]) -> list[tuple[bool, bytes]]:
+    return [(number == len(items) - 1, item) for number, item in enumerate(items)]
+
+
+SPEC_SENDERS = {
+    "vp9-flexible": ("VP9", "vp9", _vp9_flexible),
+    "av1-spec": ("AV1", "av1", _av1_spec),
+}
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+@pytest.mark.parametrize("sender", SPEC_SENDERS)
+def test_spec_packetized_streams_record_bit_exactly(
+    sender: str, container: str, tmp_path: Path
+) -> None:
+    codec, directory, packetize = SPEC_SENDERS[sender]
+    [source] = [s for s in MANIFEST if s["name"] == directory]
+    frames = _ivf_frames(FIXTURES / directory / source["source"])
+    datagrams = []
+    sequence = 0xFFF0  # sequence numbers and timestamps both wrap during the clip
+    for number, packets in enumerate(packetize(frames)):
+        for payload, marker in packets:
+            timestamp = (0xFFFF0000 + number * 3000) & 0xFFFFFFFF
+            rtp = build_rtp(
+                sequence=sequence & 0xFFFF,
+                timestamp=timestamp,
+                payload=payload,
+                marker=marker,
+                payload_type=98,
+            )
+            datagrams.append((1000.0 + number / 30, b"\x7f\0\0\1", 40000, SPEC_PORT, rtp))
+            sequence += 1
+    pcap = write_capture(tmp_path / "spec.pcap", datagrams)
+    sdp = tmp_path / "spec.sdp"
+    sdp.write_text(f"v=0\r\nm=video {SPEC_PORT} RTP/AVP 98\r\na=rtpmap:98 {codec}/90000\r\n")
+    output = tmp_path / f"out.{container}"
+    done = cli("convert", pcap, "--sdp", sdp, "-o", output)
+    assert done.returncode == 0, done.stderr
+    [video] = json.loads(done.stdout)["streams"]
+    assert video["frames"] == source["frames"] and video["dropped_frames"] == 0
+    decoded, errors = _recorded_md5(output)
+    assert errors == ""
+    reference = md5_column((FIXTURES / directory / source["framemd5"]).read_text())
+    assert decoded == reference
