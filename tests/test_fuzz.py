@@ -7,9 +7,7 @@ extension, overwritten bytes) of the captured packets.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
 from itertools import pairwise
-from typing import Any, TypeVar
 
 import pytest
 from hypothesis import example, given, settings
@@ -22,6 +20,7 @@ from recorder.media import Frame
 from recorder.rtp import RtpPacket
 from recorder.stream import MAX_DROPOUT, MAX_MISORDER, InboundStream
 from tests import test_opus, test_rtp, test_vp8
+from tests.fuzzing import FUZZ, first, mutations, seeded
 from tests.vectors import (
     AUDIO_PT,
     CAPTURES,
@@ -34,29 +33,11 @@ from tests.vectors import (
     rtp_datagrams,
 )
 
-FUZZ = settings(max_examples=300, deadline=None)
 # Whole flows cost more per example than single packets.
 FUZZ_FLOWS = settings(max_examples=150, deadline=None)
-F = TypeVar("F", bound=Callable[..., None])
 
 # (sequence, timestamp, marker, payload, arrival) of one packet fed to an InboundStream.
 Arrival = tuple[int, int, bool, bytes, float]
-
-
-def _seeded(*values: object) -> Callable[[F], F]:
-    """Apply `@example(value)` for each value (single-argument properties)."""
-
-    def decorate(function: F) -> F:
-        for value in values:
-            function = example(value)(function)
-        return function
-
-    return decorate
-
-
-def _first(params: Iterable[Any]) -> list[Any]:
-    """The first value of each `pytest.param` of a vector table."""
-    return [param.values[0] for param in params]
 
 
 # -- seeds ------------------------------------------------------------------------------------
@@ -76,8 +57,8 @@ RTP_SEEDS: list[bytes] = [
     test_rtp.TWO_BYTE,
     test_rtp.TWO_BYTE_LONG,
     test_rtp.EVERYTHING,
-    *_first(test_rtp.MALFORMED_HEADERS),
-    *_first(test_rtp.MALFORMED_EXTENSIONS),
+    *first(test_rtp.MALFORMED_HEADERS),
+    *first(test_rtp.MALFORMED_EXTENSIONS),
     *[data for c in CAPTURES for kind in ("video", "audio") for data in rtp_datagrams(c, kind, 2)],
     *datagrams("ffmpeg", media_port("ffmpeg", "video") + 1),
     datagrams("mpegts", 5004)[0],
@@ -88,48 +69,25 @@ VP8_CAPTURED = [
     bytes(RtpPacket.parse(data).payload) for c in CAPTURES for data in rtp_datagrams(c, "video", 12)
 ]
 VP8_SEEDS: list[bytes] = [
-    *[descriptor + b"\x31\x00\x00" for descriptor in _first(test_vp8.DESCRIPTORS)],
-    *_first(test_vp8.MALFORMED_DESCRIPTORS),
+    *[descriptor + b"\x31\x00\x00" for descriptor in first(test_vp8.DESCRIPTORS)],
+    *first(test_vp8.MALFORMED_DESCRIPTORS),
     *VP8_CAPTURED[:8],
 ]
 VP8_FRAME_SEEDS: list[list[bytes]] = [
-    *_first(test_vp8.MALFORMED_FRAMES),
+    *first(test_vp8.MALFORMED_FRAMES),
     [b"\x10" + ivf_frames()[0]],
     [b"\x10" + ivf_frames()[1]],
 ]
 
 OPUS_CAPTURED = list(ogg_packets()[2:12])
 OPUS_SEEDS: list[bytes] = [
-    *_first(test_opus.VALID),
-    *_first(test_opus.INVALID),
+    *first(test_opus.VALID),
+    *first(test_opus.INVALID),
     *OPUS_CAPTURED[:3],
 ]
 
 
 # -- strategies -------------------------------------------------------------------------------
-
-
-@st.composite
-def mutations(draw: st.DrawFn, seeds: Sequence[bytes]) -> bytes:
-    """A seed with up to five bit flips, overwrites, truncations or extensions."""
-    data = bytearray(draw(st.sampled_from(seeds)))
-    for _ in range(draw(st.integers(0, 5))):
-        operation = draw(st.sampled_from(("flip", "set", "truncate", "extend")))
-        if operation == "truncate":
-            del data[draw(st.integers(0, len(data))) :]
-        elif operation == "extend":
-            data += draw(st.binary(min_size=1, max_size=16))
-        elif data:
-            # Headers are at the front and RTP padding's count at the end: aim there often.
-            last = len(data) - 1
-            index = draw(
-                st.one_of(st.integers(0, min(last, 23)), st.just(last), st.integers(0, last))
-            )
-            if operation == "flip":
-                data[index] ^= 1 << draw(st.integers(0, 7))
-            else:
-                data[index] = draw(st.integers(0, 255))
-    return bytes(data)
 
 
 # -- RFC 3550 section 5.1: RtpPacket.parse ------------------------------------------------------
@@ -177,13 +135,13 @@ def _check_rtp(data: bytes) -> None:
 
 @FUZZ
 @given(st.binary(max_size=96))
-@_seeded(*RTP_SEEDS)
+@seeded(*RTP_SEEDS)
 def test_rtp_parse_arbitrary_bytes(data: bytes) -> None:
     _check_rtp(data)
 
 
 @FUZZ
-@given(mutations(RTP_SEEDS))
+@given(mutations(RTP_SEEDS, head=24))  # the RTP header and its extensions
 def test_rtp_parse_mutated_packets(data: bytes) -> None:
     _check_rtp(data)
 
@@ -259,7 +217,7 @@ def _check_vp8_build(payloads: list[bytes]) -> None:
 
 @FUZZ
 @given(st.binary(max_size=24))
-@_seeded(*VP8_SEEDS)
+@seeded(*VP8_SEEDS)
 def test_vp8_starts_frame_arbitrary_bytes(payload: bytes) -> None:
     _check_vp8_starts_frame(payload)
 
@@ -272,7 +230,7 @@ def test_vp8_starts_frame_mutated_payloads(payload: bytes) -> None:
 
 @FUZZ
 @given(st.lists(st.binary(max_size=24), max_size=4))
-@_seeded(*VP8_FRAME_SEEDS)
+@seeded(*VP8_FRAME_SEEDS)
 def test_vp8_build_arbitrary_payloads(payloads: list[bytes]) -> None:
     _check_vp8_build(payloads)
 
@@ -309,7 +267,7 @@ def _check_opus(packet: bytes) -> None:
 
 @FUZZ
 @given(st.binary(max_size=64))
-@_seeded(*OPUS_SEEDS)
+@seeded(*OPUS_SEEDS)
 def test_opus_arbitrary_bytes(packet: bytes) -> None:
     _check_opus(packet)
 

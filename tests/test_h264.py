@@ -21,7 +21,7 @@ import struct
 from collections.abc import Sequence
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from recorder.codecs.h264 import (
@@ -37,9 +37,9 @@ from recorder.codecs.h264 import (
 from recorder.errors import DepacketizeError
 from recorder.media import CodecConfig
 from recorder.sdp import parse_sdp
+from tests.fuzzing import FUZZ, mutations
 
 CLOCK_RATE = 90000
-FUZZ = settings(max_examples=300, deadline=None)
 
 # -- real vectors -------------------------------------------------------------------------------
 
@@ -1252,26 +1252,6 @@ SPS_SEEDS: list[bytes] = [
     sps_nal(pic_order_cnt_type=1, poc_cycle=[1, -2, 300]),
     sps_nal(chroma_format_idc=3, separate_colour_plane=True, crop=(1, 0, 0, 1)),
 ]
-
-
-@st.composite
-def mutations(draw: st.DrawFn, seeds: Sequence[bytes]) -> bytes:
-    """A seed with up to five bit flips, overwrites, truncations or extensions."""
-    data = bytearray(draw(st.sampled_from(seeds)))
-    for _ in range(draw(st.integers(0, 5))):
-        operation = draw(st.sampled_from(("flip", "set", "truncate", "extend")))
-        if operation == "truncate":
-            del data[draw(st.integers(0, len(data))) :]
-        elif operation == "extend":
-            data += draw(st.binary(min_size=1, max_size=16))
-        elif data:
-            last = len(data) - 1
-            index = draw(st.one_of(st.integers(0, min(last, 15)), st.integers(0, last)))
-            if operation == "flip":
-                data[index] ^= 1 << draw(st.integers(0, 7))
-            else:
-                data[index] = draw(st.integers(0, 255))
-    return bytes(data)
 
 
 @st.composite

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from recorder.codecs import h265
@@ -40,9 +40,9 @@ from recorder.codecs.h265 import (
 )
 from recorder.errors import DepacketizeError, SdpError
 from recorder.media import CodecConfig, Frame
+from tests.fuzzing import FUZZ, first, mutations
 
 CLOCK_RATE = 90000
-FUZZ = settings(max_examples=300, deadline=None)
 
 
 @dataclass(frozen=True)
@@ -1098,45 +1098,21 @@ def test_malformed_parameter_set_refuses_the_frame() -> None:
 # -- property tests -----------------------------------------------------------------------------
 
 
-@st.composite
-def _mutations(draw: st.DrawFn, seeds: Sequence[bytes]) -> bytes:
-    """A seed with up to five bit flips, overwrites, truncations or extensions."""
-    data = bytearray(draw(st.sampled_from(seeds)))
-    for _ in range(draw(st.integers(0, 5))):
-        operation = draw(st.sampled_from(("flip", "set", "truncate", "extend")))
-        if operation == "truncate":
-            del data[draw(st.integers(0, len(data))) :]
-        elif operation == "extend":
-            data += draw(st.binary(min_size=1, max_size=16))
-        elif data:
-            last = len(data) - 1
-            index = draw(st.one_of(st.integers(0, min(last, 15)), st.integers(0, last)))
-            if operation == "flip":
-                data[index] ^= 1 << draw(st.integers(0, 7))
-            else:
-                data[index] = draw(st.integers(0, 255))
-    return bytes(data)
-
-
-def _params(table: list) -> list:  # type: ignore[type-arg]
-    return [param.values[0] for param in table]
-
-
 PAYLOAD_SEEDS: list[bytes] = [
-    *_params(STARTS),
-    *_params(MALFORMED_STARTS),
-    *[payload for payloads in _params(NAL_VECTORS) for payload in payloads],
-    *[payload for payloads in _params(MALFORMED_FRAMES) for payload in payloads],
+    *first(STARTS),
+    *first(MALFORMED_STARTS),
+    *[payload for payloads in first(NAL_VECTORS) for payload in payloads],
+    *[payload for payloads in first(MALFORMED_FRAMES) for payload in payloads],
 ]
 FRAME_SEEDS: list[list[bytes]] = [
-    *_params(NAL_VECTORS),
-    *_params(MALFORMED_FRAMES),
+    *first(NAL_VECTORS),
+    *first(MALFORMED_FRAMES),
     *[_keyframe(clip) for clip in CLIPS.values()],
     [FFMPEG_AP, PREFIX_SEI, *_fu(IDR_SLICE, 8)],
 ]
-DONL_FRAME_SEEDS: list[list[bytes]] = [*_params(DONL_VECTORS), *_params(MALFORMED_DONL)]
-SPS_SEEDS = [*(c.sps for c in CLIPS.values()), *_params(SPS_VECTORS), *_params(MALFORMED_SPS)]
-VPS_SEEDS = [*(c.vps for c in CLIPS.values()), *_params(VPS_VECTORS), *_params(MALFORMED_VPS)]
+DONL_FRAME_SEEDS: list[list[bytes]] = [*first(DONL_VECTORS), *first(MALFORMED_DONL)]
+SPS_SEEDS = [*(c.sps for c in CLIPS.values()), *first(SPS_VECTORS), *first(MALFORMED_SPS)]
+VPS_SEEDS = [*(c.vps for c in CLIPS.values()), *first(VPS_VECTORS), *first(MALFORMED_VPS)]
 
 
 def _check_starts_frame(payload: bytes) -> None:
@@ -1157,7 +1133,7 @@ def test_starts_frame_arbitrary_bytes(payload: bytes) -> None:
 
 
 @FUZZ
-@given(_mutations(PAYLOAD_SEEDS))
+@given(mutations(PAYLOAD_SEEDS))
 def test_starts_frame_mutated_payloads(payload: bytes) -> None:
     _check_starts_frame(payload)
 
@@ -1192,7 +1168,7 @@ def test_build_arbitrary_payloads(payloads: list[bytes]) -> None:
 
 
 @FUZZ
-@given(st.lists(_mutations(PAYLOAD_SEEDS), min_size=1, max_size=5))
+@given(st.lists(mutations(PAYLOAD_SEEDS), min_size=1, max_size=5))
 def test_build_mutated_payloads(payloads: list[bytes]) -> None:
     _check_build(payloads, _depacketizer())
 
@@ -1203,7 +1179,7 @@ def test_build_mutated_frames(seed: list[bytes], donl: int, data: st.DataObject)
     payloads = list(seed)
     index = data.draw(st.integers(0, len(payloads) - 1)) if payloads else 0
     if payloads:
-        payloads[index] = data.draw(_mutations([payloads[index]]))
+        payloads[index] = data.draw(mutations([payloads[index]]))
     fmtp = {"sprop-max-don-diff": str(donl)}
     _check_build(payloads, H265Depacketizer(CLOCK_RATE, None, fmtp))
 
@@ -1211,7 +1187,7 @@ def test_build_mutated_frames(seed: list[bytes], donl: int, data: st.DataObject)
 @FUZZ
 @given(st.sampled_from(DONL_FRAME_SEEDS), st.data())
 def test_build_mutated_donl_frames(seed: list[bytes], data: st.DataObject) -> None:
-    payloads = [data.draw(_mutations([payload])) for payload in seed]
+    payloads = [data.draw(mutations([payload])) for payload in seed]
     _check_build(payloads, _depacketizer(sprop_max_don_diff="3"))
 
 
@@ -1271,14 +1247,14 @@ def test_parameter_set_parsers_arbitrary_bytes(nal_type: int, body: bytes) -> No
 
 
 @FUZZ
-@given(_mutations([*SPS_SEEDS, *VPS_SEEDS, MAIN.pps, IDR_SLICE, TRAIL_SLICE]))
+@given(mutations([*SPS_SEEDS, *VPS_SEEDS, MAIN.pps, IDR_SLICE, TRAIL_SLICE]))
 @example(_make_sps(size=(2**32 - 2, 8)))
 def test_parameter_set_parsers_mutated(nal: bytes) -> None:
     _check_parameter_set(nal)
 
 
 @FUZZ
-@given(st.lists(_mutations(SPS_SEEDS), max_size=3), st.lists(_mutations(VPS_SEEDS), max_size=2))
+@given(st.lists(mutations(SPS_SEEDS), max_size=3), st.lists(mutations(VPS_SEEDS), max_size=2))
 def test_sdp_parameter_sets_never_break_the_constructor(
     spss: list[bytes], vpss: list[bytes]
 ) -> None:

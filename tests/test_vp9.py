@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from recorder.codecs.vp9 import (
@@ -30,11 +30,11 @@ from recorder.errors import DepacketizeError
 from recorder.media import CodecConfig, Frame
 from recorder.rtp import RtpPacket
 from recorder.stream import InboundStream
+from tests.fuzzing import FUZZ, mutations
 from tests.vectors import build_rtp
 from tests.vp9_packetizer import LayerFrame, Vp9Packetizer
 
 CLOCK_RATE = 90000
-FUZZ = settings(max_examples=300, deadline=None)
 
 # -- real libvpx output (libvpx 1.12, FFmpeg 5.1, Debian 12), produced once ------------------
 # P0_KEY, P0_INTER, P0_INTER2: the 3 frames of
@@ -1372,28 +1372,6 @@ SUPERFRAME_SEEDS: list[bytes] = [
     SVC_DELTA_PICTURE,
     *[p.values[0] for p in MALFORMED_SUPERFRAMES],
 ]
-
-
-@st.composite
-def mutations(draw: st.DrawFn, seeds: Sequence[bytes]) -> bytes:
-    """A seed with up to five bit flips, overwrites, truncations or extensions."""
-    data = bytearray(draw(st.sampled_from(seeds)))
-    for _ in range(draw(st.integers(0, 5))):
-        operation = draw(st.sampled_from(("flip", "set", "truncate", "extend")))
-        if operation == "truncate":
-            del data[draw(st.integers(0, len(data))) :]
-        elif operation == "extend":
-            data += draw(st.binary(min_size=1, max_size=16))
-        elif data:
-            last = len(data) - 1
-            index = draw(
-                st.one_of(st.integers(0, min(last, 15)), st.just(last), st.integers(0, last))
-            )
-            if operation == "flip":
-                data[index] ^= 1 << draw(st.integers(0, 7))
-            else:
-                data[index] = draw(st.integers(0, 255))
-    return bytes(data)
 
 
 def _check_starts_frame(payload: bytes) -> None:
