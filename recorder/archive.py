@@ -1,8 +1,10 @@
 """One archive: the tracks of one connection, on one timeline, into one or more writers.
 
-The archive owns time. Each track's first frame is pinned to its arrival time relative to the
-archive's start, and later frames follow their RTP timestamps from there (before RTCP sender
-reports give a better mapping, arrival time is what aligns audio and video).
+The archive owns time. Each track's first frame is placed on the archive's timeline by the
+sender's clock when RTCP sender reports map every track's RTP timestamps to it (RFC 3550
+section 6.4.1), else by its arrival time; later frames follow their RTP timestamps from there.
+A sender report that arrives later and shows tracks out of line moves the track that is behind
+forward (a gap in it), never a track back, so written timestamps never decrease.
 
 Writers need every track's description before the first byte, so the archive holds frames
 until each track has produced one (or `START_WAIT` seconds of arrivals pass, after which the
@@ -26,6 +28,10 @@ from recorder.mux.base import TrackSpec, Writer, WriterResult
 START_WAIT = 3.0
 # Microseconds of media a frame waits for a quiet track before it is written anyway.
 INTERLEAVE_WAIT_US = 500_000
+# Seconds by which tracks may disagree with their sender reports before one is moved, and
+# the largest move believed (beyond it a sender's clock jumped, and its reports are not).
+SYNC_TOLERANCE = 0.010
+MAX_SYNC_STEP = 5.0
 
 
 class ArchiveTrack:
@@ -44,6 +50,8 @@ class ArchiveTrack:
         "number",
         "offset",
         "queue",
+        "resyncs",
+        "sync",
     )
 
     def __init__(self, archive: Archive, depacketizer: Depacketizer) -> None:
@@ -59,6 +67,9 @@ class ArchiveTrack:
         self.last_us = -1
         self.frames = 0
         self.frames_unordered = 0
+        # (sender wall clock in seconds, RTP timestamp) of the latest sender report.
+        self.sync: tuple[float, int] | None = None
+        self.resyncs = 0
 
     @property
     def clock_rate(self) -> int:
@@ -66,6 +77,19 @@ class ArchiveTrack:
 
     def on_frame(self, frame: Frame, arrival: float) -> None:
         self._archive.on_frame(self, frame, arrival)
+
+    def on_sender_report(self, sender_time: float, rtp_timestamp: int) -> None:
+        """An RTCP SR: `rtp_timestamp` (32-bit) was sampled at `sender_time` (NTP, seconds)."""
+        self.sync = (sender_time, rtp_timestamp)
+        self._archive.on_sync(self)
+
+    def sender_time(self, timestamp: int) -> float:
+        """The sender's wall clock at extended RTP timestamp `timestamp` (needs `sync`)."""
+        assert self.sync is not None
+        sender_time, rtp_timestamp = self.sync
+        # The SR carries 32 bits; the difference is taken modulo 2**32, signed.
+        delta = ((timestamp - rtp_timestamp + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        return sender_time + delta / self.clock_rate
 
 
 @dataclass(slots=True)
@@ -103,10 +127,13 @@ class Archive:
                 if self._first_arrival is None:
                     self._first_arrival = arrival
             track.held.append(frame)
-            if (
-                all(t.first_arrival is not None for t in self._inputs)
-                or arrival - self._first_arrival >= self._start_wait
-            ):
+            inputs = self._inputs
+            ready = all(t.first_arrival is not None for t in inputs)
+            if ready and any(t.sync for t in inputs) and not all(t.sync for t in inputs):
+                # The sender reports its clocks: wait (as long as for a silent track) for
+                # every track's report, so the tracks start in line.
+                ready = False
+            if ready or arrival - self._first_arrival >= self._start_wait:
                 self._start()
             return
         if track.number:
@@ -126,7 +153,12 @@ class Archive:
         self._result = ArchiveResult(
             results,
             [
-                {"track": t.number, "frames": t.frames, "unordered_frames": t.frames_unordered}
+                {
+                    "track": t.number,
+                    "frames": t.frames,
+                    "unordered_frames": t.frames_unordered,
+                    "resyncs": t.resyncs,
+                }
                 for t in self._active
             ],
         )
@@ -139,13 +171,17 @@ class Archive:
         self._active = [t for t in self._inputs if t.held and t.depacketizer.config]
         if not self._active:
             raise NoMediaError("no track produced a decodable frame")
-        origin = min(t.first_arrival for t in self._active if t.first_arrival is not None)
+        active = self._active
+        if all(t.sync for t in active):
+            starts = [t.sender_time(t.held[0].timestamp) for t in active]
+        else:
+            starts = [t.first_arrival or 0.0 for t in active]
+        origin = min(starts)
         specs = []
-        for number, track in enumerate(self._active, 1):
+        for number, (track, start) in enumerate(zip(active, starts, strict=True), 1):
             track.number = number
             track.base_ts = track.held[0].timestamp
-            assert track.first_arrival is not None
-            track.offset = round((track.first_arrival - origin) * track.clock_rate)
+            track.offset = round((start - origin) * track.clock_rate)
             config = track.depacketizer.config
             assert config is not None
             specs.append(TrackSpec(number, config, start=track.offset))
@@ -157,6 +193,21 @@ class Archive:
             for frame in held:
                 self._queue(track, frame)
         self._release()
+
+    def on_sync(self, track: ArchiveTrack) -> None:
+        """A new sender report: move a track that has fallen behind the others forward."""
+        active = self._active
+        if not self._started or len(active) < 2 or not all(t.sync for t in active):
+            return
+        # Per track: media time minus sender time; equal for all tracks when in line.
+        leads = [t.offset / t.clock_rate - t.sender_time(t.base_ts) for t in active]
+        target = max(leads)
+        if target - min(leads) > MAX_SYNC_STEP:
+            return
+        for lagging, lead in zip(active, leads, strict=True):
+            if target - lead > SYNC_TOLERANCE:
+                lagging.offset += round((target - lead) * lagging.clock_rate)
+                lagging.resyncs += 1
 
     # -- interleaving -----------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ class InboundStream:
     __slots__ = (
         "_arrival",
         "_buffer",
+        "_clock_rate",
         "_depacketizer",
         "_expected",
         "_frame_ok",
@@ -59,13 +60,16 @@ class InboundStream:
         "_probation",
         "_single",
         "_sink",
+        "_transit",
         "_video",
+        "base_sequence",
         "bytes",
         "duplicates",
         "frames",
         "frames_gated",
         "frames_incomplete",
         "frames_malformed",
+        "jitter",
         "keyframes",
         "late",
         "lost",
@@ -93,6 +97,8 @@ class InboundStream:
         self._sink = sink
         self._single = depacketizer.single_packet_frames
         self._video = depacketizer.kind == "video"
+        self._clock_rate = depacketizer.clock_rate
+        self._transit: int | None = None
         # Ordering state; extended sequence numbers start at the first packet's.
         self._highest: int | None = None
         self._expected = 0
@@ -112,6 +118,9 @@ class InboundStream:
         # Counters, read from outside through `stats`.
         self.packets = 0
         self.bytes = 0
+        # RFC 3550 A.8 interarrival jitter, in RTP timestamp units.
+        self.jitter = 0.0
+        self.base_sequence = 0  # extended sequence number of the first packet (RR, A.3)
         self.lost = 0
         self.duplicates = 0
         self.late = 0
@@ -138,7 +147,23 @@ class InboundStream:
             "incomplete_frames": self.frames_incomplete,
             "gated_frames": self.frames_gated,
             "malformed_frames": self.frames_malformed,
+            "jitter": round(self.jitter),
         }
+
+    @property
+    def highest_sequence(self) -> int:
+        """The highest extended sequence number received (RFC 3550 A.3), for reports."""
+        return self._highest if self._highest is not None else 0
+
+    @property
+    def waiting_for_keyframe(self) -> bool:
+        """Video frames are being dropped until a keyframe arrives (start, or after loss)."""
+        return self._need_keyframe
+
+    def expire(self, now: float) -> None:
+        """Give up on gaps older than the reorder delay; called by a clock when packets stop."""
+        if self._buffer and now - self._gap_since > self.reorder_delay:
+            self._skip_gap()
 
     # -- ordering ---------------------------------------------------------------------------
 
@@ -146,9 +171,16 @@ class InboundStream:
         """Take one packet of this SSRC, in arrival order."""
         self.packets += 1
         self.bytes += len(packet.payload)
+        # RFC 3550 A.8; the 32-bit wrap of RTP timestamps is folded out of the difference.
+        transit = int(arrival * self._clock_rate) - packet.timestamp
+        previous = self._transit
+        self._transit = transit
+        if previous is not None:
+            d = ((transit - previous + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+            self.jitter += ((d if d >= 0 else -d) - self.jitter) / 16
         highest = self._highest
         if highest is None:
-            self._highest = self._expected = ext = packet.sequence
+            self._highest = self._expected = ext = self.base_sequence = packet.sequence
         else:
             delta = (packet.sequence - highest) & 0xFFFF
             ext = highest + delta if delta < 0x8000 else highest + delta - 0x10000

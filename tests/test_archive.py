@@ -81,7 +81,7 @@ def test_a_silent_track_is_left_out_after_the_start_wait() -> None:
     video.on_frame(Frame(0, b"k", True), 6.0)  # too late for this archive
     result = archive.close()
     assert {track for track, _, _ in writer.written} == {1}
-    assert result.tracks == [{"track": 1, "frames": 60, "unordered_frames": 0}]
+    assert result.tracks == [{"track": 1, "frames": 60, "unordered_frames": 0, "resyncs": 0}]
 
 
 def test_a_quiet_track_holds_others_back_only_so_long() -> None:
@@ -118,3 +118,64 @@ def test_close_without_media_raises_and_close_is_idempotent() -> None:
     first = archive.close()
     assert archive.close() is first
     assert writer.closed == 1
+
+
+# -- A/V sync from RTCP sender reports ----------------------------------------------------------
+
+
+def test_sender_reports_place_tracks_by_the_senders_clock_not_arrival() -> None:
+    _, writer, video, audio = _archive()
+    # The sender's clock: video ts 90000 and audio ts 48000 were both sampled at t = 100.0 s.
+    video.on_sender_report(100.0, 90000)
+    audio.on_sender_report(100.0, 48000)
+    # Video's first frame was captured at 100.0 s, audio's at 100.2 s, but audio arrived first
+    # (a sender that starts its audio pipeline earlier, or a slower video path).
+    audio.on_frame(Frame(48000 + 9600, b"a", True, 960), 50.0)
+    video.on_frame(Frame(90000, b"k", True), 50.5)
+    assert [spec.start for spec in writer.specs] == [0, 9600]  # audio 200 ms in, as captured
+
+
+def test_waits_for_every_tracks_sender_report_once_one_has_come() -> None:
+    _, writer, video, audio = _archive()
+    video.on_sender_report(100.0, 90000)
+    video.on_frame(Frame(90000, b"k", True), 50.0)
+    audio.on_frame(Frame(48000, b"a", True, 960), 50.0)
+    assert writer.specs == []  # audio's clock is not known yet
+    audio.on_sender_report(100.1, 48000)
+    audio.on_frame(Frame(48960, b"a", True, 960), 50.02)
+    assert [spec.start for spec in writer.specs] == [0, 4800]  # audio started 100 ms later
+
+
+def test_without_reports_for_every_track_arrival_decides_after_the_wait() -> None:
+    _, writer, video, audio = _archive(start_wait=1.0)
+    video.on_sender_report(100.0, 90000)
+    video.on_frame(Frame(90000, b"k", True), 50.0)
+    for n in range(60):
+        audio.on_frame(Frame(48000 + n * 960, b"a", True, 960), 50.01 + n * 0.02)
+    assert [spec.start for spec in writer.specs] == [0, 480]
+
+
+def test_a_later_report_moves_the_lagging_track_forward_never_back() -> None:
+    archive, writer, video, audio = _archive()
+    video.on_frame(Frame(0, b"k", True), 10.0)
+    audio.on_frame(Frame(0, b"a", True, 960), 10.0)  # arrival says: in line
+    assert [spec.start for spec in writer.specs] == [0, 0]
+    # Reports say audio ts 0 was captured 100 ms after video ts 0: audio moves 100 ms later.
+    video.on_sender_report(200.0, 0)
+    audio.on_sender_report(200.1, 0)
+    audio.on_frame(Frame(960, b"a", True, 960), 10.02)
+    video.on_frame(Frame(3000, b"p", False), 10.033)
+    # Later reports say they were in line after all: audio cannot go back, video moves on.
+    video.on_sender_report(300.0, 100 * 90000)
+    audio.on_sender_report(300.0, 100 * 48000)
+    audio.on_frame(Frame(1920, b"a", True, 960), 10.04)
+    video.on_frame(Frame(6000, b"p", False), 10.066)
+    # A report from a broken clock (a jump of minutes) is not followed.
+    video.on_sender_report(900.0, 100 * 90000)
+    video.on_frame(Frame(9000, b"p", False), 10.1)
+    result = archive.close()
+    audio_pts = [pts for track, pts, _ in writer.written if track == 2]
+    video_pts = [pts for track, pts, _ in writer.written if track == 1]
+    assert audio_pts == [0, 960 + 4800, 1920 + 4800]
+    assert video_pts == [0, 3000, 6000 + 9000, 9000 + 9000]
+    assert [track["resyncs"] for track in result.tracks] == [1, 1]
