@@ -45,11 +45,13 @@ class ArchiveTrack:
         "frames",
         "frames_unordered",
         "held",
+        "last_arrival",
         "last_pts",
         "last_us",
         "number",
         "offset",
         "queue",
+        "rebase_pending",
         "resyncs",
         "sync",
     )
@@ -70,6 +72,8 @@ class ArchiveTrack:
         # (sender wall clock in seconds, RTP timestamp) of the latest sender report.
         self.sync: tuple[float, int] | None = None
         self.resyncs = 0
+        self.last_arrival = 0.0
+        self.rebase_pending = False
 
     @property
     def clock_rate(self) -> int:
@@ -77,6 +81,17 @@ class ArchiveTrack:
 
     def on_frame(self, frame: Frame, arrival: float) -> None:
         self._archive.on_frame(self, frame, arrival)
+
+    def rebase(self, arrival: float) -> None:
+        """A new source replaces the old one (new SSRC, new RTP clock origin): its first frame
+        continues the track's timeline by the wall-clock gap since the old source's last."""
+        self.sync = None  # the old source's sender reports say nothing of the new one
+        if self.number:
+            self.rebase_pending = True
+        elif self.held:
+            # Not started yet: the new source starts the track afresh.
+            self.held = []
+            self.first_arrival = None
 
     def on_sender_report(self, sender_time: float, rtp_timestamp: int) -> None:
         """An RTCP SR: `rtp_timestamp` (32-bit) was sampled at `sender_time` (NTP, seconds)."""
@@ -137,7 +152,7 @@ class Archive:
                 self._start()
             return
         if track.number:
-            self._queue(track, frame)
+            self._queue(track, frame, arrival)
             self._release()
 
     def close(self) -> ArchiveResult:
@@ -191,7 +206,7 @@ class Archive:
             held = track.held
             track.held = []
             for frame in held:
-                self._queue(track, frame)
+                self._queue(track, frame, track.first_arrival or 0.0)
         self._release()
 
     def on_sync(self, track: ArchiveTrack) -> None:
@@ -211,7 +226,13 @@ class Archive:
 
     # -- interleaving -----------------------------------------------------------------------
 
-    def _queue(self, track: ArchiveTrack, frame: Frame) -> None:
+    def _queue(self, track: ArchiveTrack, frame: Frame, arrival: float) -> None:
+        if track.rebase_pending:
+            track.rebase_pending = False
+            gap = max(1, round((arrival - track.last_arrival) * track.clock_rate))
+            track.base_ts = frame.timestamp
+            track.offset = max(track.last_pts, 0) + gap
+        track.last_arrival = arrival
         pts = frame.timestamp - track.base_ts + track.offset
         if pts < track.last_pts or pts < 0:
             # Containers need non-decreasing decode times per track; a frame from before

@@ -47,8 +47,8 @@ def replay(
     router = Router(sections, archive)
     stats = CaptureStats()
     feed = router.feed
-    for arrival, _source, _source_port, port, payload in read_udp(capture, stats):
-        feed(port, payload, arrival)
+    for arrival, source, source_port, port, payload in read_udp(capture, stats):
+        feed(port, payload, arrival, (source, source_port))
     router.flush()
     if not any(route.stream for route in router.routes):
         raise NoMediaError(_no_stream_message(router, stats))

@@ -1,18 +1,24 @@
 """Routing datagrams to streams: (port, payload type, SSRC) → `InboundStream`.
 
-`Router.feed` is the one entry point for RTP, whether the datagrams come from a capture file
-(`recorder.convert`) or, later, from sockets. A route is one SDP media section: one port, one
-recorded codec, one track of the archive. Malformed packets are counted per route by their
-exact reason and dropped; nothing a sender does raises out of `feed`.
+`Router.feed` is the one entry point for RTP and RTCP, whether the datagrams come from a capture
+file (`recorder.convert`) or from sockets (`recorder.live`). A route is one SDP media section:
+one port (plus its RTCP port unless RTCP is muxed, RFC 5761), one recorded codec, one track of
+the archive. The first source address of a route is latched and others are dropped, an optional
+allow-list filters sources before that, SRTP is removed when the route has keys, sender reports
+go to the archive's clock, and malformed packets are counted per route by their exact reason.
+Nothing a sender does raises out of `feed`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
-from recorder.archive import Archive
+from recorder.archive import Archive, ArchiveTrack
 from recorder.codecs import DEPACKETIZERS, Depacketizer
 from recorder.errors import MalformedPacket, UnsupportedError
+from recorder.rtcp import Bye, ReceptionReport, SenderReport, ntp_to_unix, parse_compound
 from recorder.rtp import RtpPacket, is_rtcp
 from recorder.sdp import MediaDescription, RtpFormat
 from recorder.stream import InboundStream
@@ -23,35 +29,82 @@ RECORDED_KINDS = ("audio", "video")
 AUXILIARY_ENCODINGS = {"RTX", "RED", "ULPFEC", "FLEXFEC-03", "TELEPHONE-EVENT", "CN"}
 # Distinct malformation reasons kept per route; the count of the rest is still exact.
 MAX_ERROR_REASONS = 32
+# Seconds a recorded SSRC must have been silent before another SSRC on the route replaces it
+# (a sender restart, an SFU switching simulcast layers without rewriting the SSRC).
+SSRC_SWITCH_IDLE = 0.5
+
+Address = Any  # (host, port) from a socket, (bytes, int) from a capture
+
+
+class Unprotector(Protocol):
+    """What a route needs of an SRTP session (`recorder.srtp.SrtpReceiver`)."""
+
+    def unprotect_rtp(self, data: bytes) -> bytes: ...
+    def unprotect_rtcp(self, data: bytes) -> bytes: ...
 
 
 class MediaRoute:
     """One SDP media section being recorded."""
 
     __slots__ = (
+        "denied",
+        "ended",
         "errors",
+        "foreign",
         "kind",
+        "last_packet",
         "malformed",
         "other_payload_types",
         "other_ssrcs",
         "port",
+        "reception",
         "rtcp",
+        "rtcp_malformed",
+        "rtcp_mux",
+        "rtcp_port",
+        "rtcp_source",
         "rtp_format",
+        "source",
+        "srtp",
+        "srtp_failures",
+        "srtp_replays",
+        "ssrc_switches",
         "stream",
         "track",
     )
 
-    def __init__(self, media: MediaDescription, rtp_format: RtpFormat, archive: Archive) -> None:
+    def __init__(
+        self,
+        media: MediaDescription,
+        rtp_format: RtpFormat,
+        archive: Archive,
+        srtp: Unprotector | None = None,
+    ) -> None:
         self.kind = media.kind
         self.port = media.port
+        self.rtcp_mux = media.rtcp_mux
+        # RFC 3550 section 11: RTCP goes to the next higher (odd) port by default.
+        self.rtcp_port = media.port if media.rtcp_mux else media.rtcp_port or media.port + 1
         self.rtp_format = rtp_format
-        self.track = archive.add_track(self._depacketizer())
+        self.srtp = srtp
+        self.track: ArchiveTrack = archive.add_track(self._depacketizer())
         self.stream: InboundStream | None = None
+        self.reception: ReceptionReport | None = None
+        self.source: Address | None = None  # latched RTP source
+        self.rtcp_source: Address | None = None  # latched RTCP source: where feedback goes
+        self.last_packet = 0.0
+        self.ended = False  # RTCP BYE from the recorded source
         self.malformed = 0
         self.errors: dict[str, int] = {}
         self.rtcp = 0
+        self.rtcp_malformed = 0
         self.other_payload_types = 0
         self.other_ssrcs = 0
+        self.ssrc_switches = 0
+        self.foreign = 0
+        self.denied = 0
+        self.srtp_failures = 0
+        self.srtp_replays = 0
 
     def _depacketizer(self) -> Depacketizer:
         rtp_format = self.rtp_format
@@ -67,6 +120,26 @@ class MediaRoute:
         elif len(errors) < MAX_ERROR_REASONS:
             errors[reason] = 1
 
+    def count_srtp_failure(self, error: MalformedPacket) -> None:
+        if getattr(error, "reason", "") == "replay":
+            self.srtp_replays += 1
+        else:
+            self.srtp_failures += 1
+
+    def feedback_address(self) -> Address | None:
+        """Where RTCP for the sender goes: its RTCP source, else derived from its RTP source."""
+        if self.rtcp_source is not None:
+            return self.rtcp_source
+        if self.source is None:
+            return None
+        host, port = self.source[0], self.source[1]
+        return (host, port) if self.rtcp_mux else (host, port + 1)
+
+    def start_stream(self, ssrc: int) -> InboundStream:
+        stream = self.stream = InboundStream(ssrc, self.track.depacketizer, self.track.on_frame)
+        self.reception = ReceptionReport(ssrc)
+        return stream
+
     def stats(self) -> dict[str, object]:
         stream = self.stream
         stats: dict[str, object] = {
@@ -79,12 +152,21 @@ class MediaRoute:
         if stream is not None:
             stats.update(stream.stats())
         else:
-            stats.update(packets=0, lost=0, duplicates=0, frames=0, dropped_frames=0, keyframes=0)
+            stats.update(
+                packets=0, bytes=0, lost=0, late=0, duplicates=0, frames=0, dropped_frames=0,
+                keyframes=0, jitter=0,
+            )  # fmt: skip
         stats.update(
             malformed_packets=self.malformed,
             rtcp_packets=self.rtcp,
+            rtcp_malformed=self.rtcp_malformed,
             other_payload_types=self.other_payload_types,
             other_ssrcs=self.other_ssrcs,
+            ssrc_switches=self.ssrc_switches,
+            foreign_packets=self.foreign,
+            denied_packets=self.denied,
+            srtp_failures=self.srtp_failures,
+            srtp_replays=self.srtp_replays,
         )
         if self.errors:
             stats["errors"] = dict(self.errors)
@@ -94,36 +176,55 @@ class MediaRoute:
 class Router:
     """Maps datagrams to the streams of one archive."""
 
-    __slots__ = ("_routes", "_rtcp_ports", "routes", "unmatched")
+    __slots__ = ("_allowed", "_networks", "_routes", "_rtcp_ports", "routes", "unmatched")
 
     def __init__(
-        self, sections: Iterable[tuple[MediaDescription, RtpFormat]], archive: Archive
+        self,
+        sections: Iterable[tuple[MediaDescription, RtpFormat]],
+        archive: Archive,
+        *,
+        srtp: Mapping[int, Unprotector] | None = None,
+        allow: Sequence[str] = (),
     ) -> None:
+        """`srtp` maps a media port to its SRTP session; `allow` lists addresses / CIDRs."""
         self.routes: list[MediaRoute] = []
         self._routes: dict[int, MediaRoute] = {}
         self._rtcp_ports: dict[int, MediaRoute] = {}
         self.unmatched = 0
+        self._networks = [ipaddress.ip_network(entry, strict=False) for entry in allow]
+        self._allowed: dict[Any, bool] = {}  # per source host, decided once
         for section, rtp_format in sections:
-            route = MediaRoute(section, rtp_format, archive)
+            route = MediaRoute(section, rtp_format, archive, (srtp or {}).get(section.port))
             self.routes.append(route)
             self._routes[section.port] = route
-            if not section.rtcp_mux:
-                # RFC 3550 section 11: RTCP goes to the next higher (odd) port by default.
-                self._rtcp_ports[section.rtcp_port or section.port + 1] = route
+            if not route.rtcp_mux:
+                self._rtcp_ports[route.rtcp_port] = route
 
-    def feed(self, port: int, data: bytes, arrival: float) -> None:
-        """Take one datagram that arrived on `port` at `arrival` (seconds, any epoch)."""
+    @property
+    def ports(self) -> list[int]:
+        """Every port the routes receive on: media ports, then separate RTCP ports."""
+        return [*self._routes, *self._rtcp_ports]
+
+    def feed(self, port: int, data: bytes, arrival: float, source: Address | None = None) -> None:
+        """Take one datagram that arrived on `port` at `arrival` (seconds, any one clock)."""
         route = self._routes.get(port)
-        if route is None:
-            rtcp_route = self._rtcp_ports.get(port)
-            if rtcp_route is not None:
-                rtcp_route.rtcp += 1
-            else:
+        rtcp = route is None
+        if rtcp:
+            route = self._rtcp_ports.get(port)
+            if route is None:
                 self.unmatched += 1
+                return
+        if source is not None and not self._admit(route, source, rtcp):
             return
-        if is_rtcp(data):
-            route.rtcp += 1
+        if rtcp or is_rtcp(data):
+            self._feed_rtcp(route, data, arrival)
             return
+        if route.srtp is not None:
+            try:
+                data = route.srtp.unprotect_rtp(data)
+            except MalformedPacket as error:
+                route.count_srtp_failure(error)
+                return
         try:
             packet = RtpPacket.parse(data)
         except MalformedPacket as error:
@@ -134,15 +235,81 @@ class Router:
             return
         stream = route.stream
         if stream is None:
-            stream = route.stream = InboundStream(
-                packet.ssrc, route.track.depacketizer, route.track.on_frame
-            )
+            stream = route.start_stream(packet.ssrc)
         elif packet.ssrc != stream.ssrc:
-            # The first SSRC on a route is the one recorded; a switch of source is not yet
-            # followed.
-            route.other_ssrcs += 1
-            return
+            if arrival - route.last_packet < SSRC_SWITCH_IDLE and not route.ended:
+                route.other_ssrcs += 1
+                return
+            # The recorded source went quiet (or said BYE) and another took its place: keep
+            # the track's timeline going from where it stopped, from the next keyframe on.
+            stream.flush()
+            route.track.rebase(arrival)
+            route.ssrc_switches += 1
+            route.ended = False
+            stream = route.start_stream(packet.ssrc)
+        route.last_packet = arrival
         stream.push(packet, arrival)
+
+    def _admit(self, route: MediaRoute, source: Address, rtcp: bool) -> bool:
+        if self._networks:
+            host = source[0]
+            allowed = self._allowed.get(host)
+            if allowed is None:
+                allowed = self._allowed[host] = self._check_allowed(host)
+            if not allowed:
+                route.denied += 1
+                return False
+        if rtcp:
+            # RTCP from the recorded host (any port: senders often use RTP port + 1).
+            if route.source is not None and source[0] != route.source[0]:
+                route.foreign += 1
+                return False
+            return True
+        latched = route.source
+        if latched is None:
+            route.source = source
+        elif source != latched:
+            route.foreign += 1
+            return False
+        return True
+
+    def _check_allowed(self, host: Any) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self._networks)
+
+    def _feed_rtcp(self, route: MediaRoute, data: bytes, arrival: float) -> None:
+        route.rtcp += 1
+        if route.srtp is not None:
+            try:
+                data = route.srtp.unprotect_rtcp(data)
+            except MalformedPacket as error:
+                route.count_srtp_failure(error)
+                return
+        try:
+            packets = parse_compound(data)
+        except MalformedPacket:
+            route.rtcp_malformed += 1
+            return
+        stream = route.stream
+        for packet in packets:
+            if isinstance(packet, SenderReport):
+                # An SR may come before the first RTP packet (FFmpeg sends one first).
+                if stream is None or packet.ssrc == stream.ssrc:
+                    route.track.on_sender_report(ntp_to_unix(packet.ntp), packet.rtp_timestamp)
+                    if route.reception is not None:
+                        route.reception.on_sender_report(packet.ntp, arrival)
+            elif isinstance(packet, Bye) and stream is not None and stream.ssrc in packet.ssrcs:
+                stream.flush()
+                route.ended = True
+
+    def tick(self, now: float) -> None:
+        """Called by a clock: give up on reorder gaps that waited too long."""
+        for route in self.routes:
+            if route.stream is not None:
+                route.stream.expire(now)
 
     def flush(self) -> None:
         """End of input: release every stream's held packets."""
