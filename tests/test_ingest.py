@@ -1,0 +1,113 @@
+"""`Router`: source latching, allow-list, RTCP, and a source replaced mid-stream."""
+
+from __future__ import annotations
+
+import struct
+from itertools import pairwise
+
+from recorder.archive import Archive
+from recorder.ingest import Router, recorded_sections
+from recorder.rtcp import bye, unix_to_ntp
+from recorder.rtp import RtpPacket
+from recorder.sdp import load_sdp
+from tests.captures import datagrams as capture_datagrams
+from tests.judges import FIXTURES
+from tests.test_archive import RecordingWriter
+
+SENDER = ("127.0.0.1", 40000)
+VIDEO_PORT = 5004
+
+
+def _video_router() -> tuple[Router, RecordingWriter]:
+    sdp = load_sdp(FIXTURES / "gst.sdp")
+    sections = [s for s in recorded_sections(sdp.media) if s[0].kind == "video"]
+    writer = RecordingWriter()
+    return Router(sections, Archive([writer])), writer
+
+
+def _video_packets() -> list[tuple[float, bytes]]:
+    return [(t, data) for t, _, _, port, data in capture_datagrams(FIXTURES / "gst.pcap")
+            if port == VIDEO_PORT]  # fmt: skip
+
+
+def _rewrite(data: bytes, ssrc: int, sequence_offset: int, timestamp_offset: int) -> bytes:
+    first, second, sequence, timestamp = struct.unpack_from("!BBHI", data)
+    header = struct.pack(
+        "!BBHII",
+        first,
+        second,
+        (sequence + sequence_offset) & 0xFFFF,
+        (timestamp + timestamp_offset) & 0xFFFFFFFF,
+        ssrc,
+    )
+    return header + data[12:]
+
+
+def test_a_new_ssrc_after_silence_continues_the_timeline_from_a_keyframe() -> None:
+    router, writer = _video_router()
+    packets = _video_packets()
+    half = len(packets) // 2
+    for arrival, data in packets[:half]:
+        router.feed(VIDEO_PORT, data, arrival, SENDER)
+    last_arrival = packets[half - 1][0]
+    # The sender restarts 0.7 s later: new SSRC, sequence numbers and RTP clock origin. Before
+    # the old SSRC has been quiet for long enough, the new one is only counted.
+    router.feed(VIDEO_PORT, _rewrite(packets[half][1], 0xABCDEF01, 1000, 12345678),
+                last_arrival + 0.1, SENDER)  # fmt: skip
+    for arrival, data in packets[half:]:
+        router.feed(VIDEO_PORT, _rewrite(data, 0xABCDEF01, 1000, 12345678),
+                    arrival + 0.7, SENDER)  # fmt: skip
+    router.flush()
+    [route] = router.routes
+    assert route.other_ssrcs == 1 and route.ssrc_switches == 1
+    assert route.stream is not None and route.stream.ssrc == 0xABCDEF01
+    pts = [pts for _, pts, _ in writer.written]
+    assert pts == sorted(pts) and len(set(pts)) == len(pts)
+    # The timeline goes on across the switch: the gap is the 0.7 s pause plus a frame, not
+    # the jump of the new RTP clock.
+    gaps = [b - a for a, b in pairwise(pts)]
+    assert max(gaps) < 0.8 * 90000
+    # The new source is written from its first keyframe on.
+    first_new = next(i for i, g in enumerate(gaps) if g == max(gaps)) + 1
+    assert writer.written[first_new][2].keyframe
+
+
+def test_sender_report_and_bye_reach_the_stream() -> None:
+    router, _ = _video_router()
+    packets = _video_packets()
+    arrival, data = packets[0]
+    router.feed(VIDEO_PORT, data, arrival, SENDER)
+    packet = RtpPacket.parse(data)
+    sr = struct.pack("!BBHIQIII", 0x80, 200, 6, packet.ssrc, unix_to_ntp(1000.5),
+                     packet.timestamp, 1, 100)  # fmt: skip
+    router.feed(VIDEO_PORT + 1, sr, arrival, (SENDER[0], SENDER[1] + 1))
+    [route] = router.routes
+    assert route.track.sync is not None
+    assert abs(route.track.sync[0] - 1000.5) < 1e-6 and route.track.sync[1] == packet.timestamp
+    assert route.feedback_address() == (SENDER[0], SENDER[1] + 1)
+    router.feed(VIDEO_PORT + 1, bye(packet.ssrc), arrival, (SENDER[0], SENDER[1] + 1))
+    assert route.ended
+    router.feed(VIDEO_PORT + 1, b"\x80\xc8\x00\x09garbage", arrival, SENDER)
+    assert route.rtcp == 3 and route.rtcp_malformed == 1
+
+
+def test_rtcp_from_another_host_is_dropped() -> None:
+    router, _ = _video_router()
+    arrival, data = _video_packets()[0]
+    router.feed(VIDEO_PORT, data, arrival, SENDER)
+    router.feed(VIDEO_PORT + 1, bye(RtpPacket.parse(data).ssrc), arrival, ("10.1.1.1", 40001))
+    [route] = router.routes
+    assert route.foreign == 1 and not route.ended and route.rtcp_source is None
+
+
+def test_allow_list_is_checked_before_the_latch() -> None:
+    sdp = load_sdp(FIXTURES / "gst.sdp")
+    writer = RecordingWriter()
+    router = Router(recorded_sections(sdp.media), Archive([writer]), allow=["192.0.2.0/24"])
+    for arrival, data in _video_packets()[:5]:
+        router.feed(VIDEO_PORT, data, arrival, ("198.51.100.7", 5000))
+        router.feed(VIDEO_PORT, data, arrival, ("192.0.2.9", 5000))
+    route = router.routes[0]
+    assert route.denied == 5 and route.foreign == 0
+    assert route.source == ("192.0.2.9", 5000)
+    assert route.stream is not None and route.stream.packets == 5
