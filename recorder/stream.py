@@ -25,6 +25,8 @@ from recorder.rtp import RtpPacket
 # Packets held while waiting for a missing one. A 1080p keyframe is ~200 packets at mtu 1200,
 # and real networks reorder within a few packets; 256 covers both without unbounded memory.
 REORDER_WINDOW = 256
+# ... and at most this many payload bytes, whatever the packet count (jumbo packets).
+REORDER_BYTES = 1 << 20
 # Seconds a gap may stay open before the missing packets are declared lost, whatever the
 # window holds, so a quiet stream does not hold its last frames forever.
 REORDER_DELAY = 0.5
@@ -44,6 +46,7 @@ class InboundStream:
     __slots__ = (
         "_arrival",
         "_buffer",
+        "_buffered_bytes",
         "_clock_rate",
         "_depacketizer",
         "_expected",
@@ -103,6 +106,7 @@ class InboundStream:
         self._highest: int | None = None
         self._expected = 0
         self._buffer: dict[int, tuple[RtpPacket, float]] = {}
+        self._buffered_bytes = 0
         self._gap_since = 0.0
         self._gap = False
         self._lost_recent: dict[int, None] = {}
@@ -209,9 +213,11 @@ class InboundStream:
         if not buffer:
             self._gap_since = arrival
         buffer[ext] = (packet, arrival)
+        self._buffered_bytes += len(packet.payload)
         self._drain()
         if buffer and (
             len(buffer) >= self.reorder_window
+            or self._buffered_bytes > REORDER_BYTES
             or self._highest - self._expected >= self.reorder_window
             or arrival - self._gap_since > self.reorder_delay
         ):
@@ -241,6 +247,7 @@ class InboundStream:
             return
         while self._expected in buffer:
             packet, arrival = buffer.pop(self._expected)
+            self._buffered_bytes -= len(packet.payload)
             self._expected += 1
             self._deliver(packet, arrival)
         if buffer:

@@ -128,6 +128,27 @@ def test_gap_is_given_up_when_the_window_fills() -> None:
     assert stream.lost == 1  # the 8th held packet fills the window
 
 
+def test_gap_is_given_up_when_the_held_bytes_exceed_the_bound() -> None:
+    stream, _ = _stream(reorder_window=10_000, reorder_delay=100.0)
+    # Invented jumbo packets (65 kB each) behind a missing one: the byte bound, not the
+    # packet count, gives up on the gap.
+    big = [raw[:12] + bytes(65_000) for raw in _renumber(VIDEO[:40], 100, 0)]
+    _push(stream, big[:1] + big[2:18])
+    assert stream.lost == 0  # 16 x 65 kB held: under 1 MiB
+    _push(stream, big[18:19], start=1.0)
+    assert stream.lost == 1  # the 17th passes the bound
+
+
+def test_an_expired_gap_is_given_up_by_the_clock_when_packets_stop() -> None:
+    stream, _ = _stream(reorder_window=1000, reorder_delay=0.5)
+    missing = _frames(VIDEO)[40][0]
+    _push(stream, VIDEO[:missing] + VIDEO[missing + 1 : missing + 3], start=1.0)
+    stream.expire(1.0 + missing * PACKET_INTERVAL + 0.2)
+    assert stream.lost == 0
+    stream.expire(1.0 + missing * PACKET_INTERVAL + 0.6)
+    assert stream.lost == 1
+
+
 def test_gap_is_given_up_after_the_delay() -> None:
     stream, _ = _stream(reorder_window=1000, reorder_delay=0.5)
     missing = _frames(VIDEO)[40][0]
