@@ -9,7 +9,8 @@ RR: RFC 5506 reduced-size RTCP sends feedback on its own.
 
 The builders return the bytes of one RTCP packet; `compound` joins them, and
 `feedback_compound` puts feedback behind the RR + SDES CNAME that RFC 4585 section 3.1 asks
-for (GStreamer, for one, ignores a PLI from a sender it has not seen in an RR or SR).
+for. Peers depend on it: GStreamer 1.22's rtpsession ignores a FIR whose requester no RR, SR or
+SDES has introduced (a lone PLI it still honours, finding the source by the media SSRC).
 
 `ReceptionReport` turns a stream's counters into report blocks (RFC 3550 A.3 and 6.4.1).
 """
@@ -270,6 +271,8 @@ def parse_compound(data: bytes | bytearray | memoryview) -> list[RtcpPacket]:
             # RFC 3550 section 6.4.1: the last octet counts the padding, itself included. The
             # RFC wants padding on the last packet only, but the length field delimits every
             # packet either way, so padding elsewhere is unusual rather than ambiguous.
+            if length == HEADER_SIZE:
+                raise RtcpError(f"RTCP {name} has padding but no body (packet at byte {offset})")
             padding = view[end - 1]
             if padding == 0:
                 raise RtcpError(f"RTCP {name} padding length is zero (packet at byte {offset})")
