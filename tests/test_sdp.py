@@ -1,4 +1,5 @@
-"""Session descriptions: RFC 8866 m= / a=rtpmap / a=fmtp, RFC 3605 a=rtcp, RFC 5761 a=rtcp-mux.
+"""Session descriptions: RFC 8866 m= / a=rtpmap / a=fmtp, RFC 3605 a=rtcp, RFC 5761 a=rtcp-mux,
+RFC 4568 a=crypto.
 
 The captured SDPs are the fixtures' own (GStreamer's written by the fixture script, FFmpeg's by
 `-sdp_file`, both CRLF); the invented ones are what browsers and SFUs send.
@@ -9,9 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
 
 from recorder.errors import SdpError
-from recorder.sdp import MediaDescription, RtpFormat, SessionDescription, load_sdp, parse_sdp
+from recorder.sdp import (
+    Crypto,
+    MediaDescription,
+    RtpFormat,
+    SessionDescription,
+    load_sdp,
+    parse_sdp,
+)
+from tests.fuzzing import FUZZ, mutations, seeded
 from tests.vectors import FIXTURES
 
 
@@ -361,3 +371,236 @@ def test_disabled_sections_are_not_recorded() -> None:
              "a=rtpmap:111 opus/48000/2")
     )  # fmt: skip
     assert [media.kind for media, _ in recorded_sections(session.media)] == ["audio"]
+
+
+# -- RFC 4568: a=crypto, SRTP keys per media section --------------------------------------------
+
+# RFC 4568's example offer (its audio section has two crypto lines, the second with two keys).
+RFC_4568_OFFER = _sdp(
+    "v=0",
+    "o=sam 2890844526 2890842807 IN IP4 10.47.16.5",
+    "s=SRTP Discussion",
+    "i=A discussion of Secure RTP",
+    "u=http://www.example.com/seminars/srtp.pdf",
+    "e=marge@example.com (Marge Simpson)",
+    "c=IN IP4 168.2.17.12",
+    "t=2873397496 2873404696",
+    "m=audio 49170 RTP/SAVP 0",
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 "
+    "inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4 FEC_ORDER=FEC_SRTP",
+    "a=crypto:2 F8_128_HMAC_SHA1_80 "
+    "inline:MTIzNDU2Nzg5QUJDREUwMTIzNDU2Nzg5QUJjZGVm|2^20|1:4;"
+    "inline:QUJjZGVmMTIzNDU2Nzg5QUJDREUwMTIzNDU2Nzg5|2^20|2:4 FEC_ORDER=FEC_SRTP",
+    "m=video 51372 RTP/SAVP 31",
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:YUJDZGVmZ2hpSktMbW9QUXJzVHVWd3l6MTIzNDU2|1066:4",
+)
+
+
+def test_rfc_4568_example_offer() -> None:
+    audio, video = parse_sdp(RFC_4568_OFFER).media
+    assert audio.crypto == [
+        Crypto(
+            1,
+            "AES_CM_128_HMAC_SHA1_80",
+            "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+            2**20,
+            (1, 4),
+            ("FEC_ORDER=FEC_SRTP",),
+        ),
+        Crypto(
+            2,
+            "F8_128_HMAC_SHA1_80",
+            "MTIzNDU2Nzg5QUJDREUwMTIzNDU2Nzg5QUJjZGVm",
+            2**20,
+            (1, 4),
+            ("FEC_ORDER=FEC_SRTP",),
+            key_count=2,
+        ),
+    ]
+    # A single field after the key is the MKI when it has the MKI's colon (no lifetime here).
+    assert video.crypto == [
+        Crypto(
+            1,
+            "AES_CM_128_HMAC_SHA1_80",
+            "YUJDZGVmZ2hpSktMbW9QUXJzVHVWd3l6MTIzNDU2",
+            None,
+            (1066, 4),
+        )
+    ]
+
+
+# Captured: what FFmpeg 5.1 writes with -sdp_file for
+# `-srtp_out_suite SRTP_AES128_CM_HMAC_SHA1_32 -srtp_out_params <key> srtp://127.0.0.1:5999`.
+FFMPEG_SRTP_SDP = _sdp(
+    "v=0",
+    "o=- 0 0 IN IP4 127.0.0.1",
+    "s=No Name",
+    "c=IN IP4 127.0.0.1",
+    "t=0 0",
+    "a=tool:libavformat LIBAVFORMAT_VERSION",
+    "m=video 5999 RTP/AVP 96",
+    "b=AS:256",
+    "a=rtpmap:96 VP8/90000",
+    "a=crypto:1 SRTP_AES128_CM_HMAC_SHA1_32 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd",
+    end="\n",
+)
+
+
+def test_ffmpeg_srtp_sdp() -> None:
+    # FFmpeg keeps RTP/AVP on an SRTP stream and writes the suite as it was given.
+    (video,) = parse_sdp(FFMPEG_SRTP_SDP).media
+    assert (video.protocol, video.formats) == ("RTP/AVP", {96: RtpFormat(96, "VP8", 90000)})
+    assert video.crypto == [
+        Crypto(1, "SRTP_AES128_CM_HMAC_SHA1_32", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key_params", "lifetime", "mki"),
+    [
+        pytest.param("inline:KEY", None, None, id="key-only"),
+        pytest.param("inline:KEY|2^31", 2**31, None, id="power-of-two"),
+        pytest.param("inline:KEY|1048576", 1048576, None, id="decimal"),
+        pytest.param("inline:KEY|2^64", 2**64, None, id="largest"),
+        pytest.param("inline:KEY|1:1", None, (1, 1), id="mki-only"),
+        pytest.param("inline:KEY|2^20|255:1", 2**20, (255, 1), id="both"),
+        pytest.param("inline:KEY|2^20|7:128", 2**20, (7, 128), id="longest-mki"),
+        pytest.param("INLINE:KEY", None, None, id="method-case"),
+    ],
+)
+def test_crypto_key_params(
+    key_params: str, lifetime: int | None, mki: tuple[int, int] | None
+) -> None:
+    key = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"
+    line = f"a=crypto:7 AEAD_AES_128_GCM {key_params.replace('KEY', key)}"
+    (audio,) = parse_sdp(_sdp(*HEAD, "m=audio 5004 RTP/SAVP 111", line)).media
+    assert audio.crypto == [Crypto(7, "AEAD_AES_128_GCM", key, lifetime, mki)]
+
+
+def test_crypto_lines_keep_their_order_and_section() -> None:
+    text = _sdp(
+        *HEAD,
+        "a=crypto:9 AES_CM_128_HMAC_SHA1_80 inline:c2Vzc2lvbg==",  # session level: ignored
+        "m=audio 5004 RTP/SAVP 111",
+        "a=crypto:3 AEAD_AES_256_GCM\tinline:YWFh  UNENCRYPTED_SRTCP   KDR=0",
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:YmJi",
+        "m=video 5006 RTP/SAVP 96",
+        "m=video 5008 RTP/AVP 96",
+        "a=crypto:0 AES_CM_128_HMAC_SHA1_80 inline:Y2Nj",
+    )
+    audio, video, other = parse_sdp(text).media
+    assert [(c.tag, c.suite, c.key_base64, c.session_params) for c in audio.crypto] == [
+        (3, "AEAD_AES_256_GCM", "YWFh", ("UNENCRYPTED_SRTCP", "KDR=0")),
+        (1, "AES_CM_128_HMAC_SHA1_32", "YmJi", ()),
+    ]
+    assert video.crypto == []
+    assert [c.tag for c in other.crypto] == [0]
+
+
+def test_crypto_repr_leaves_the_key_out() -> None:
+    crypto = Crypto(1, "AES_CM_128_HMAC_SHA1_80", "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR")
+    assert "PS1u" not in repr(crypto)
+    (audio,) = parse_sdp(
+        _sdp(*HEAD, "m=audio 5004 RTP/SAVP 0", f"a=crypto:1 X inline:{crypto.key_base64}")
+    ).media
+    assert "PS1u" not in repr(audio)
+
+
+CRYPTO_KEY = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"
+MALFORMED_CRYPTO = [
+    pytest.param("", "a=crypto needs <tag> <crypto-suite> <key-params>", id="empty"),
+    pytest.param(
+        "1 AES_CM_128_HMAC_SHA1_80", "a=crypto needs <tag> <crypto-suite> <key-params>", id="no-key"
+    ),
+    pytest.param(
+        "x AES_CM_128_HMAC_SHA1_80 inline:KEY", "a=crypto tag 'x' is not a number", id="tag"
+    ),
+    pytest.param(
+        "1234567890 AES_CM_128_HMAC_SHA1_80 inline:KEY",
+        "a=crypto tag '1234567890' is longer than 9 digits",
+        id="tag-10-digits",
+    ),
+    pytest.param(
+        "1 AES-CM-128 inline:KEY", "a=crypto suite 'AES-CM-128' is not a suite name", id="suite"
+    ),
+    pytest.param(
+        "1 S uri:http://example.com/key", "a=crypto key method 'uri' is not inline", id="uri"
+    ),
+    pytest.param("1 S KEY", "a=crypto key method is not inline", id="no-method"),
+    pytest.param("1 S inline:", "a=crypto key is not base64", id="empty-key"),
+    pytest.param("1 S inline:KEY$", "a=crypto key is not base64", id="key-character"),
+    pytest.param("1 S inline:KEY|", "a=crypto lifetime '' is not N or 2^N", id="empty-lifetime"),
+    pytest.param("1 S inline:KEY|2^x", "a=crypto lifetime '2^x' is not N or 2^N", id="lifetime"),
+    pytest.param("1 S inline:KEY|-5", "a=crypto lifetime '-5' is not N or 2^N", id="negative"),
+    pytest.param("1 S inline:KEY|2^65", "a=crypto lifetime '2^65' is out of range", id="2^65"),
+    pytest.param("1 S inline:KEY|2^100", "a=crypto lifetime '2^100' is out of range", id="2^100"),
+    pytest.param(
+        "1 S inline:KEY|" + "9" * 21,
+        f"a=crypto lifetime '{'9' * 21}' is out of range",
+        id="lifetime-21-digits",
+    ),
+    pytest.param("1 S inline:KEY|1:0", "a=crypto MKI length '0' is not 1-128", id="mki-length-0"),
+    pytest.param("1 S inline:KEY|1:129", "a=crypto MKI length '129' is not 1-128", id="mki-129"),
+    pytest.param(
+        "1 S inline:KEY|1:0004", "a=crypto MKI length '0004' is not 1-128", id="mki-digits"
+    ),
+    pytest.param("1 S inline:KEY|1:", "a=crypto MKI length '' is not 1-128", id="mki-no-length"),
+    pytest.param("1 S inline:KEY|x:4", "a=crypto MKI value 'x' is not a number", id="mki-value"),
+    pytest.param(
+        "1 S inline:KEY|256:1", "a=crypto MKI value does not fit in its 1 bytes", id="mki-overflow"
+    ),
+    pytest.param(
+        "1 S inline:KEY|" + "9" * 5000 + ":128",
+        "a=crypto MKI value does not fit in its 128 bytes",
+        id="mki-5000-digits",
+    ),
+    pytest.param(
+        "1 S inline:KEY|1:4|2^20", "a=crypto lifetime '1:4' is not N or 2^N", id="mki-first"
+    ),
+    pytest.param(
+        "1 S inline:KEY|2^20|1:4|x",
+        "a=crypto key has 3 '|' fields, at most a lifetime and an MKI",
+        id="three-fields",
+    ),
+    pytest.param(
+        "1 S inline:KEY;inline:KEY",
+        "a=crypto lists 2 keys but not each with an MKI",
+        id="two-keys-no-mki",
+    ),
+    pytest.param(
+        "1 S inline:KEY|1:4;inline:KEY$|2:4", "a=crypto key is not base64", id="second-key"
+    ),
+]
+
+
+@pytest.mark.parametrize(("value", "message"), MALFORMED_CRYPTO)
+def test_malformed_crypto(value: str, message: str) -> None:
+    line = f"a=crypto:{value.replace('KEY', CRYPTO_KEY)}"
+    with pytest.raises(SdpError) as raised:
+        parse_sdp(_sdp(*HEAD, "m=audio 5004 RTP/SAVP 0", line))
+    assert str(raised.value) == f"SDP line 6: {message}"
+    assert CRYPTO_KEY[:8] not in str(raised.value), "keys never reach a message"
+
+
+CRYPTO_SEEDS = [
+    b"1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4 KDR=1",
+    b"2 F8_128_HMAC_SHA1_80 inline:MTIzNDU2Nzg5QUJDREUwMTIzNDU2Nzg5QUJjZGVm|2^20|1:4;"
+    b"inline:QUJjZGVmMTIzNDU2Nzg5QUJDREUwMTIzNDU2Nzg5|2^20|2:4 FEC_ORDER=FEC_SRTP",
+    b"1 AES_CM_128_HMAC_SHA1_80 inline:YUJDZGVmZ2hpSktMbW9QUXJzVHVWd3l6MTIzNDU2|1066:4",
+    b"1 SRTP_AES128_CM_HMAC_SHA1_32 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd",
+]
+
+
+@FUZZ
+@seeded(b"", b"1 S inline:" + b"9" * 5000, b"1 S inline:QQ==|" + b"9" * 5000 + b":1")
+@given(mutations(CRYPTO_SEEDS, head=40))
+def test_fuzz_crypto_lines(value: bytes) -> None:
+    """Whatever follows "a=crypto:", parsing ends in a description or in SdpError."""
+    text = _sdp(*HEAD, "m=audio 5004 RTP/SAVP 0", "a=crypto:" + value.decode("latin-1"))
+    try:
+        session = parse_sdp(text)
+    except SdpError:
+        return
+    for crypto in session.media[0].crypto:
+        assert 0 <= crypto.tag < 10**9 and crypto.key_base64 and crypto.key_count >= 1
+        assert crypto.mki is None or 1 <= crypto.mki[1] <= 128
