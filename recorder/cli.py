@@ -2,6 +2,7 @@
 
     rtp-recorder serve      run the recorder with its HTTP control plane
     rtp-recorder convert    record a pcap / pcapng capture (plus its SDP) into WebM or MP4
+    rtp-recorder record     record live RTP arriving on the ports of an SDP into WebM or MP4
 
 Errors end in one line on stderr and a non-zero exit status, never a traceback (set
 RTP_RECORDER_DEBUG=1 to see one for an unexpected error).
@@ -93,6 +94,41 @@ def _parser() -> argparse.ArgumentParser:
         "--format", choices=("webm", "mp4"), help="container (default: from the output name)"
     )
     convert.set_defaults(run=_convert)
+
+    record = commands.add_parser(
+        "record",
+        help="record live RTP described by an SDP into WebM or MP4",
+        description="Listen on the SDP's ports (like `ffmpeg -i session.sdp -c copy`), record "
+        "until SIGINT / SIGTERM or --duration, finalize the file and print a one-line JSON "
+        "summary. SRTP keys come from the SDP's a=crypto lines.",
+    )
+    record.add_argument("--sdp", type=Path, required=True, help="SDP of what is sent to us")
+    record.add_argument(
+        "-o", "--output", type=Path, required=True, help="output file, .webm or .mp4"
+    )
+    record.add_argument(
+        "--format", choices=("webm", "mp4"), help="container (default: from the output name)"
+    )
+    record.add_argument("--duration", type=float, help="stop after this many seconds")
+    record.add_argument(
+        "--listen", default="0.0.0.0", help="address to bind the ports on (default: 0.0.0.0)"
+    )
+    record.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="accept RTP only from this address or CIDR (repeatable; default: any, the "
+        "first source of each port is latched)",
+    )
+    record.add_argument(
+        "--keyframe-interval",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="request a keyframe this often, 1-240 s (default: 20)",
+    )
+    record.set_defaults(run=_record)
     return parser
 
 
@@ -102,6 +138,49 @@ def _convert(args: argparse.Namespace) -> int:
 
     summary = convert(args.capture, load_sdp(args.sdp), args.output, args.format)
     print(json.dumps(summary, separators=(",", ":")))
+    return 0
+
+
+def _record(args: argparse.Namespace) -> int:
+    import asyncio
+    import ipaddress
+
+    from recorder.live import LiveRecording
+    from recorder.sdp import load_sdp
+
+    for entry in args.allow:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise RecorderError(f"--allow {entry!r} is not an address or CIDR") from None
+    if args.duration is not None and not args.duration > 0:
+        raise RecorderError("--duration must be positive")
+    recording = LiveRecording(
+        load_sdp(args.sdp),
+        args.output,
+        args.format,
+        listen=args.listen,
+        allow=args.allow,
+        keyframe_interval=args.keyframe_interval,
+    )
+
+    def ready(bound: list[tuple[str, int]]) -> None:
+        ports = ", ".join(str(port) for _, port in bound)
+        print(
+            f"rtp-recorder: recording {args.output} from {args.listen} ports {ports}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    async def run() -> dict:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(stop_signal, stop.set)
+        return await recording.run(stop, args.duration, ready)
+
+    summary = asyncio.run(run())
+    print(json.dumps(summary, separators=(",", ":")), flush=True)
     return 0
 
 

@@ -1,0 +1,314 @@
+"""Live recording: UDP sockets → `Router` → archive → file, with RTCP feedback to the sender.
+
+One asyncio datagram endpoint per bound port (each SDP media port, plus its RTCP port unless
+RTCP is muxed) hands every datagram to the `Router` straight from the protocol callback: no
+await, no per-packet task. A tick every `TICK` seconds expires reorder gaps and sends RTCP back
+to each sender: receiver reports, and keyframe requests (PLI, FIR as the fallback) at stream
+start until the first keyframe, after loss that left the stream waiting for one, and on the
+configured interval.
+
+`LiveRecording` is the one entry point for live recording: `rtp-recorder record` drives it
+from the command line, the lifecycle layer will drive it from the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import socket
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+from recorder import rtcp
+from recorder.archive import Archive
+from recorder.errors import MalformedPacket, RecorderError, UnsupportedError
+from recorder.ingest import MediaRoute, Router, recorded_sections
+from recorder.mux import writer_class
+from recorder.sdp import MediaDescription, RtpFormat, SessionDescription
+from recorder.stream import InboundStream
+
+TICK = 0.1
+# Receive buffer asked for each socket: a burst of a 1080p keyframe (~200 packets) per stream
+# must fit while the event loop is busy writing a fragment.
+RECEIVE_BUFFER = 4 * 1024 * 1024
+RECEIVER_REPORT_INTERVAL = 1.0
+# While a stream waits for a keyframe, a request every so often; after this many PLIs without
+# an answer, FIR (RFC 5104) is sent instead, for senders that ignore PLI.
+KEYFRAME_RETRY = 0.5
+PLIS_BEFORE_FIR = 2
+DEFAULT_KEYFRAME_INTERVAL = 20.0
+KEYFRAME_INTERVAL_RANGE = (1.0, 240.0)
+CNAME = b"rtp-recorder"
+
+
+class _Endpoint(asyncio.DatagramProtocol):
+    """One bound port; everything it receives goes to the router, nothing escapes."""
+
+    __slots__ = ("_clock", "_feed", "internal_errors", "port", "transport")
+
+    def __init__(self, router: Router, port: int) -> None:
+        self._feed = router.feed
+        self._clock = time.monotonic
+        self.port = port
+        self.transport: asyncio.DatagramTransport | None = None
+        self.internal_errors = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        try:
+            self._feed(self.port, data, self._clock(), addr)
+        except Exception:
+            # A bug of ours must not take the other streams down with it; it is counted and
+            # shows in the summary.
+            self.internal_errors += 1
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable for feedback sent to a sender that went away: not fatal.
+        pass
+
+
+class _Feedback:
+    """RTCP sent back to one route's sender: RR, PLI / FIR."""
+
+    __slots__ = (
+        "fir_sequence",
+        "firs_sent",
+        "keyframe_interval",
+        "last_keyframe_request",
+        "last_report",
+        "plis_sent",
+        "requests_unanswered",
+        "route",
+        "seen_keyframes",
+        "ssrc",
+    )
+
+    def __init__(self, route: MediaRoute, ssrc: int, keyframe_interval: float) -> None:
+        self.route = route
+        self.ssrc = ssrc
+        self.keyframe_interval = keyframe_interval
+        self.last_report = 0.0
+        self.last_keyframe_request = 0.0
+        self.requests_unanswered = 0
+        self.seen_keyframes = 0
+        self.plis_sent = 0
+        self.firs_sent = 0
+        self.fir_sequence = 0
+
+    def due(self, stream: InboundStream, now: float) -> bytes | None:
+        """The compound to send now, if any."""
+        feedback: list[bytes] = []
+        if stream.keyframes != self.seen_keyframes:
+            self.seen_keyframes = stream.keyframes
+            self.requests_unanswered = 0
+        if self.route.kind == "video" and self._wants_keyframe(stream, now):
+            self.last_keyframe_request = now
+            if self.requests_unanswered >= PLIS_BEFORE_FIR and self.requests_unanswered % 2 == 0:
+                self.fir_sequence = (self.fir_sequence + 1) & 0xFF
+                feedback.append(rtcp.fir(self.ssrc, stream.ssrc, self.fir_sequence))
+                self.firs_sent += 1
+            else:
+                feedback.append(rtcp.pli(self.ssrc, stream.ssrc))
+                self.plis_sent += 1
+            self.requests_unanswered += 1
+        if not feedback and now - self.last_report < RECEIVER_REPORT_INTERVAL:
+            return None
+        self.last_report = now
+        reception = self.route.reception
+        assert reception is not None
+        block = reception.block(
+            stream.base_sequence,
+            stream.highest_sequence,
+            stream.packets - stream.duplicates,
+            stream.jitter,
+            now,
+        )
+        return rtcp.feedback_compound(self.ssrc, CNAME, [block], *feedback)
+
+    def _wants_keyframe(self, stream: InboundStream, now: float) -> bool:
+        since = now - self.last_keyframe_request
+        if stream.waiting_for_keyframe:
+            return since >= KEYFRAME_RETRY
+        return since >= self.keyframe_interval
+
+
+class LiveRecording:
+    """Records the media an SDP describes from UDP into one file."""
+
+    def __init__(
+        self,
+        sdp: SessionDescription,
+        output: str | Path,
+        format_name: str | None = None,
+        *,
+        listen: str = "0.0.0.0",
+        allow: Sequence[str] = (),
+        keyframe_interval: float = DEFAULT_KEYFRAME_INTERVAL,
+    ) -> None:
+        from recorder.convert import container_for
+
+        low, high = KEYFRAME_INTERVAL_RANGE
+        if not low <= keyframe_interval <= high:
+            raise RecorderError(
+                f"keyframe interval {keyframe_interval:g} s is outside {low:g}-{high:g} s"
+            )
+        self.output = Path(output)
+        self.container = container_for(self.output, format_name)
+        self._writer_cls = writer_class(self.container)
+        self._sections = recorded_sections(sdp.media)
+        self._writer_cls.check_codecs([fmt.encoding for _, fmt in self._sections])
+        self._srtp = _srtp_sessions(self._sections)
+        self._listen = listen
+        self._allow = list(allow)
+        self._keyframe_interval = keyframe_interval
+        self._endpoints: dict[int, _Endpoint] = {}
+        self._feedback: dict[int, _Feedback] = {}
+        self._ssrc = random.getrandbits(32)
+        self.router: Router | None = None
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        duration: float | None = None,
+        ready: Callable[[list[tuple[str, int]]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Record until `stop` is set or `duration` seconds pass; return the summary.
+
+        `ready`, if given, is called with the bound (host, port) pairs once every socket is
+        bound, before the first datagram can be lost.
+        """
+        temporary = self.output.with_name(f".{self.output.name}.part")
+        loop = asyncio.get_running_loop()
+        with open(temporary, "w+b") as file:
+            try:
+                archive = Archive([self._writer_cls(file)])
+                router = self.router = Router(
+                    self._sections, archive, srtp=self._srtp, allow=self._allow
+                )
+                for port in router.ports:
+                    sock = _bind(self._listen, port)
+                    endpoint = _Endpoint(router, port)
+                    await loop.create_datagram_endpoint(lambda e=endpoint: e, sock=sock)
+                    self._endpoints[port] = endpoint
+                if ready is not None:
+                    ready([(self._listen, port) for port in router.ports])
+                started = time.monotonic()
+                deadline = None if duration is None else started + duration
+                while not stop.is_set():
+                    timeout = TICK if deadline is None else min(TICK, deadline - time.monotonic())
+                    if timeout <= 0:
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout)
+                    self._tick(time.monotonic())
+                for endpoint in self._endpoints.values():
+                    if endpoint.transport is not None:
+                        endpoint.transport.close()
+                router.flush()
+                result = archive.close()
+                file.flush()
+                os.fsync(file.fileno())
+            except BaseException:
+                temporary.unlink(missing_ok=True)
+                raise
+        os.replace(temporary, self.output)
+        return self._summary(result.duration, time.monotonic() - started)
+
+    def _tick(self, now: float) -> None:
+        router = self.router
+        assert router is not None
+        router.tick(now)
+        for route in router.routes:
+            stream = route.stream
+            if stream is None or route.ended:
+                continue
+            feedback = self._feedback.get(route.port)
+            if feedback is None or feedback.route.stream is not stream:
+                feedback = self._feedback[route.port] = _Feedback(
+                    route, self._ssrc, self._keyframe_interval
+                )
+            address = route.feedback_address()
+            endpoint = self._endpoints.get(route.rtcp_port)
+            if address is None or endpoint is None or endpoint.transport is None:
+                continue
+            compound = feedback.due(stream, now)
+            if compound is None:
+                continue
+            if route.srtp is not None:
+                try:
+                    compound = route.srtp.protect_rtcp(compound)
+                except MalformedPacket:
+                    continue
+            endpoint.transport.sendto(compound, (address[0], address[1]))
+
+    def stats(self) -> list[dict[str, object]]:
+        """Per stream counters, readable while recording."""
+        if self.router is None:
+            return []
+        streams = []
+        for route in self.router.routes:
+            stats = route.stats()
+            feedback = self._feedback.get(route.port)
+            stats["plis_sent"] = feedback.plis_sent if feedback else 0
+            stats["firs_sent"] = feedback.firs_sent if feedback else 0
+            streams.append(stats)
+        return streams
+
+    def _summary(self, duration: float, elapsed: float) -> dict[str, Any]:
+        router = self.router
+        assert router is not None
+        return {
+            "output": str(self.output),
+            "format": self.container,
+            "duration": round(duration, 3),
+            "size": self.output.stat().st_size,
+            "recorded_for": round(elapsed, 3),
+            "streams": self.stats(),
+            "network": {
+                "unmatched_udp": router.unmatched,
+                "internal_errors": sum(e.internal_errors for e in self._endpoints.values()),
+            },
+        }
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise RecorderError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _srtp_sessions(sections: Sequence[tuple[MediaDescription, RtpFormat]]) -> dict[int, Any]:
+    """An SRTP session per media port whose SDP section has `a=crypto` lines: the first line
+    the receiver can use (SDP order is the offerer's preference), else a clear error."""
+    sessions: dict[int, Any] = {}
+    for media, _ in sections:
+        if not media.crypto:
+            continue
+        from recorder.srtp import SrtpReceiver, crypto_problem, parse_key
+
+        problems = []
+        for line in media.crypto:
+            problem = crypto_problem(line)
+            if problem is None:
+                key = parse_key(line.suite, line.key_base64)
+                sessions[media.port] = SrtpReceiver(line.suite, key)
+                break
+            problems.append(problem)
+        else:
+            raise UnsupportedError(
+                f"{media.kind} on port {media.port}: no usable SRTP key ({'; '.join(problems)})"
+            )
+    return sessions
