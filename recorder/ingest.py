@@ -126,14 +126,20 @@ class MediaRoute:
         else:
             self.srtp_failures += 1
 
-    def feedback_address(self) -> Address | None:
-        """Where RTCP for the sender goes: its RTCP source, else derived from its RTP source."""
+    def feedback_addresses(self) -> list[Address]:
+        """Where RTCP for the sender goes: the address its RTCP comes from (symmetric RTCP,
+        RFC 4961) and, without rtcp-mux, its RTP port + 1 (RFC 3550 section 11), which is
+        where senders that send RTCP from an ephemeral port (GStreamer's udpsink without
+        bind-port) listen."""
+        addresses = []
         if self.rtcp_source is not None:
-            return self.rtcp_source
-        if self.source is None:
-            return None
-        host, port = self.source[0], self.source[1]
-        return (host, port) if self.rtcp_mux else (host, port + 1)
+            addresses.append(self.rtcp_source)
+        if self.source is not None:
+            host, port = self.source[0], self.source[1]
+            derived = (host, port) if self.rtcp_mux else (host, port + 1)
+            if derived not in addresses:
+                addresses.append(derived)
+        return addresses
 
     def start_stream(self, ssrc: int) -> InboundStream:
         stream = self.stream = InboundStream(ssrc, self.track.depacketizer, self.track.on_frame)
@@ -260,8 +266,13 @@ class Router:
                 route.denied += 1
                 return False
         if rtcp:
-            # RTCP from the recorded host (any port: senders often use RTP port + 1).
+            # RTCP from the recorded host, from whatever port its RTCP socket has.
             if route.source is not None and source[0] != route.source[0]:
+                route.foreign += 1
+                return False
+            if route.rtcp_source is None:
+                route.rtcp_source = source
+            elif source != route.rtcp_source:
                 route.foreign += 1
                 return False
             return True

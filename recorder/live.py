@@ -233,9 +233,9 @@ class LiveRecording:
                 feedback = self._feedback[route.port] = _Feedback(
                     route, self._ssrc, self._keyframe_interval
                 )
-            address = route.feedback_address()
+            addresses = route.feedback_addresses()
             endpoint = self._endpoints.get(route.rtcp_port)
-            if address is None or endpoint is None or endpoint.transport is None:
+            if not addresses or endpoint is None or endpoint.transport is None:
                 continue
             compound = feedback.due(stream, now)
             if compound is None:
@@ -245,7 +245,8 @@ class LiveRecording:
                     compound = route.srtp.protect_rtcp(compound)
                 except MalformedPacket:
                     continue
-            endpoint.transport.sendto(compound, (address[0], address[1]))
+            for address in addresses:
+                endpoint.transport.sendto(compound, (address[0], address[1]))
 
     def stats(self) -> list[dict[str, object]]:
         """Per stream counters, readable while recording."""

@@ -80,14 +80,19 @@ def test_sender_report_and_bye_reach_the_stream() -> None:
     packet = RtpPacket.parse(data)
     sr = struct.pack("!BBHIQIII", 0x80, 200, 6, packet.ssrc, unix_to_ntp(1000.5),
                      packet.timestamp, 1, 100)  # fmt: skip
-    router.feed(VIDEO_PORT + 1, sr, arrival, (SENDER[0], SENDER[1] + 1))
+    # RTCP from an ephemeral port (GStreamer's udpsink without bind-port).
+    rtcp_source = (SENDER[0], 51234)
+    router.feed(VIDEO_PORT + 1, sr, arrival, rtcp_source)
     [route] = router.routes
     assert route.track.sync is not None
     assert abs(route.track.sync[0] - 1000.5) < 1e-6 and route.track.sync[1] == packet.timestamp
-    assert route.feedback_address() == (SENDER[0], SENDER[1] + 1)
-    router.feed(VIDEO_PORT + 1, bye(packet.ssrc), arrival, (SENDER[0], SENDER[1] + 1))
+    # Feedback goes where RTCP came from and to RTP port + 1, where such senders listen.
+    assert route.feedback_addresses() == [rtcp_source, (SENDER[0], SENDER[1] + 1)]
+    router.feed(VIDEO_PORT + 1, bye(packet.ssrc), arrival, (SENDER[0], 40404))
+    assert not route.ended and route.foreign == 1  # another RTCP port of the same host
+    router.feed(VIDEO_PORT + 1, bye(packet.ssrc), arrival, rtcp_source)
     assert route.ended
-    router.feed(VIDEO_PORT + 1, b"\x80\xc8\x00\x09garbage", arrival, SENDER)
+    router.feed(VIDEO_PORT + 1, b"\x80\xc8\x00\x09garbage", arrival, rtcp_source)
     assert route.rtcp == 3 and route.rtcp_malformed == 1
 
 
