@@ -1,4 +1,4 @@
-"""Live recording: UDP sockets → `Router` → archive → file, with RTCP feedback to the sender.
+"""Live recording: UDP sockets → `Router` → archive → writers, with RTCP feedback to the sender.
 
 One asyncio datagram endpoint per bound port (each SDP media port, plus its RTCP port unless
 RTCP is muxed) hands every datagram to the `Router` straight from the protocol callback: no
@@ -7,8 +7,8 @@ to each sender: receiver reports, and keyframe requests (PLI, FIR as the fallbac
 start until the first keyframe, after loss that left the stream waiting for one, and on the
 configured interval.
 
-`LiveRecording` is the one entry point for live recording: `rtp-recorder record` drives it
-from the command line, the lifecycle layer will drive it from the API.
+`LiveSession` is the one entry point for live ingest: `LiveRecording` (`rtp-recorder record`)
+drives one into a file, the lifecycle layer drives one per connection from the API.
 """
 
 from __future__ import annotations
@@ -138,8 +138,109 @@ class _Feedback:
         return since >= self.keyframe_interval
 
 
+class LiveSession:
+    """The sockets of one set of media sections feeding one archive, and their RTCP.
+
+    `LiveRecording` runs one for the command line; the lifecycle layer runs one per
+    connection, all on the service's event loop, ticking them from one task.
+    """
+
+    def __init__(
+        self,
+        sections: Sequence[tuple[MediaDescription, RtpFormat]],
+        archive: Archive,
+        *,
+        listen: str = "0.0.0.0",
+        allow: Sequence[str] = (),
+        keyframe_interval: float = DEFAULT_KEYFRAME_INTERVAL,
+    ) -> None:
+        low, high = KEYFRAME_INTERVAL_RANGE
+        if not low <= keyframe_interval <= high:
+            raise RecorderError(
+                f"keyframe interval {keyframe_interval:g} s is outside {low:g}-{high:g} s"
+            )
+        self.router = Router(sections, archive, srtp=srtp_sessions(sections), allow=allow)
+        self._listen = listen
+        self._keyframe_interval = keyframe_interval
+        self._endpoints: dict[int, _Endpoint] = {}
+        self._feedback: dict[int, _Feedback] = {}
+        # Our RTCP's SSRC; SRTCP with the sender's key needs it distinct from the sender's.
+        self._ssrc = random.getrandbits(32)
+
+    async def open(self) -> list[int]:
+        """Bind every port (all or none); return them."""
+        loop = asyncio.get_running_loop()
+        try:
+            for port in self.router.ports:
+                sock = _bind(self._listen, port)
+                endpoint = _Endpoint(self.router, port)
+                await loop.create_datagram_endpoint(lambda e=endpoint: e, sock=sock)
+                self._endpoints[port] = endpoint
+        except BaseException:
+            self._close_sockets()
+            raise
+        return list(self._endpoints)
+
+    def close(self) -> None:
+        """Stop receiving and release what the streams hold to the archive."""
+        self._close_sockets()
+        self.router.flush()
+
+    def _close_sockets(self) -> None:
+        for endpoint in self._endpoints.values():
+            if endpoint.transport is not None:
+                endpoint.transport.close()
+
+    def request_keyframe(self) -> None:
+        """Ask every video sender for a keyframe at the next tick (e.g. before a split)."""
+        for feedback in self._feedback.values():
+            feedback.last_keyframe_request = float("-inf")
+
+    def tick(self, now: float) -> None:
+        router = self.router
+        router.tick(now)
+        for route in router.routes:
+            stream = route.stream
+            if stream is None or route.ended:
+                continue
+            feedback = self._feedback.get(route.port)
+            if feedback is None:
+                feedback = self._feedback[route.port] = _Feedback(
+                    route, self._ssrc, self._keyframe_interval
+                )
+            addresses = route.feedback_addresses()
+            endpoint = self._endpoints.get(route.rtcp_port)
+            if not addresses or endpoint is None or endpoint.transport is None:
+                continue
+            compound = feedback.due(stream, now)
+            if compound is None:
+                continue
+            if route.srtp is not None:
+                try:
+                    compound = route.srtp.protect_rtcp(compound)
+                except MalformedPacket:
+                    continue
+            for address in addresses:
+                endpoint.transport.sendto(compound, (address[0], address[1]))
+
+    @property
+    def internal_errors(self) -> int:
+        return sum(endpoint.internal_errors for endpoint in self._endpoints.values())
+
+    def stats(self) -> list[dict[str, object]]:
+        """Per stream counters, readable while recording."""
+        streams = []
+        for route in self.router.routes:
+            stats = route.stats()
+            feedback = self._feedback.get(route.port)
+            stats["plis_sent"] = feedback.plis_sent if feedback else 0
+            stats["firs_sent"] = feedback.firs_sent if feedback else 0
+            streams.append(stats)
+        return streams
+
+
 class LiveRecording:
-    """Records the media an SDP describes from UDP into one file."""
+    """Records the media an SDP describes from UDP into one file (`rtp-recorder record`)."""
 
     def __init__(
         self,
@@ -163,14 +264,11 @@ class LiveRecording:
         self._writer_cls = writer_class(self.container)
         self._sections = recorded_sections(sdp.media)
         self._writer_cls.check_codecs([fmt.encoding for _, fmt in self._sections])
-        self._srtp = _srtp_sessions(self._sections)
-        self._listen = listen
+        srtp_sessions(self._sections)  # refuse unusable keys before any file exists
         self._allow = list(allow)
+        self._listen = listen
         self._keyframe_interval = keyframe_interval
-        self._endpoints: dict[int, _Endpoint] = {}
-        self._feedback: dict[int, _Feedback] = {}
-        self._ssrc = random.getrandbits(32)
-        self.router: Router | None = None
+        self.session: LiveSession | None = None
 
     async def run(
         self,
@@ -184,20 +282,19 @@ class LiveRecording:
         bound, before the first datagram can be lost.
         """
         temporary = self.output.with_name(f".{self.output.name}.part")
-        loop = asyncio.get_running_loop()
         with open(temporary, "w+b") as file:
             try:
                 archive = Archive([self._writer_cls(file)])
-                router = self.router = Router(
-                    self._sections, archive, srtp=self._srtp, allow=self._allow
+                session = self.session = LiveSession(
+                    self._sections,
+                    archive,
+                    listen=self._listen,
+                    allow=self._allow,
+                    keyframe_interval=self._keyframe_interval,
                 )
-                for port in router.ports:
-                    sock = _bind(self._listen, port)
-                    endpoint = _Endpoint(router, port)
-                    await loop.create_datagram_endpoint(lambda e=endpoint: e, sock=sock)
-                    self._endpoints[port] = endpoint
+                ports = await session.open()
                 if ready is not None:
-                    ready([(self._listen, port) for port in router.ports])
+                    ready([(self._listen, port) for port in ports])
                 started = time.monotonic()
                 deadline = None if duration is None else started + duration
                 while not stop.is_set():
@@ -206,11 +303,8 @@ class LiveRecording:
                         break
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout)
-                    self._tick(time.monotonic())
-                for endpoint in self._endpoints.values():
-                    if endpoint.transport is not None:
-                        endpoint.transport.close()
-                router.flush()
+                    session.tick(time.monotonic())
+                session.close()
                 result = archive.close()
                 file.flush()
                 os.fsync(file.fileno())
@@ -220,60 +314,19 @@ class LiveRecording:
         os.replace(temporary, self.output)
         return self._summary(result.duration, time.monotonic() - started)
 
-    def _tick(self, now: float) -> None:
-        router = self.router
-        assert router is not None
-        router.tick(now)
-        for route in router.routes:
-            stream = route.stream
-            if stream is None or route.ended:
-                continue
-            feedback = self._feedback.get(route.port)
-            if feedback is None or feedback.route.stream is not stream:
-                feedback = self._feedback[route.port] = _Feedback(
-                    route, self._ssrc, self._keyframe_interval
-                )
-            addresses = route.feedback_addresses()
-            endpoint = self._endpoints.get(route.rtcp_port)
-            if not addresses or endpoint is None or endpoint.transport is None:
-                continue
-            compound = feedback.due(stream, now)
-            if compound is None:
-                continue
-            if route.srtp is not None:
-                try:
-                    compound = route.srtp.protect_rtcp(compound)
-                except MalformedPacket:
-                    continue
-            for address in addresses:
-                endpoint.transport.sendto(compound, (address[0], address[1]))
-
-    def stats(self) -> list[dict[str, object]]:
-        """Per stream counters, readable while recording."""
-        if self.router is None:
-            return []
-        streams = []
-        for route in self.router.routes:
-            stats = route.stats()
-            feedback = self._feedback.get(route.port)
-            stats["plis_sent"] = feedback.plis_sent if feedback else 0
-            stats["firs_sent"] = feedback.firs_sent if feedback else 0
-            streams.append(stats)
-        return streams
-
     def _summary(self, duration: float, elapsed: float) -> dict[str, Any]:
-        router = self.router
-        assert router is not None
+        session = self.session
+        assert session is not None
         return {
             "output": str(self.output),
             "format": self.container,
             "duration": round(duration, 3),
             "size": self.output.stat().st_size,
             "recorded_for": round(elapsed, 3),
-            "streams": self.stats(),
+            "streams": session.stats(),
             "network": {
-                "unmatched_udp": router.unmatched,
-                "internal_errors": sum(e.internal_errors for e in self._endpoints.values()),
+                "unmatched_udp": session.router.unmatched,
+                "internal_errors": session.internal_errors,
             },
         }
 
@@ -291,7 +344,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _srtp_sessions(sections: Sequence[tuple[MediaDescription, RtpFormat]]) -> dict[int, Any]:
+def srtp_sessions(sections: Sequence[tuple[MediaDescription, RtpFormat]]) -> dict[int, Any]:
     """An SRTP session per media port whose SDP section has `a=crypto` lines: the first line
     the receiver can use (SDP order is the offerer's preference), else a clear error."""
     sessions: dict[int, Any] = {}
