@@ -128,6 +128,11 @@ class Archive:
         self._newest_us = 0
         self._result: ArchiveResult | None = None
 
+    @property
+    def newest_us(self) -> int:
+        """Media time of the newest frame queued, in microseconds on the archive's timeline."""
+        return self._newest_us
+
     def add_track(self, depacketizer: Depacketizer) -> ArchiveTrack:
         if self._started:
             raise RuntimeError("tracks must be added before the archive starts")

@@ -163,6 +163,7 @@ class LiveSession:
         self._listen = listen
         self._keyframe_interval = keyframe_interval
         self._endpoints: dict[int, _Endpoint] = {}
+        self._sockets: list[socket.socket] = []
         self._feedback: dict[int, _Feedback] = {}
         # Our RTCP's SSRC; SRTCP with the sender's key needs it distinct from the sender's.
         self._ssrc = random.getrandbits(32)
@@ -173,6 +174,7 @@ class LiveSession:
         try:
             for port in self.router.ports:
                 sock = _bind(self._listen, port)
+                self._sockets.append(sock)
                 endpoint = _Endpoint(self.router, port)
                 await loop.create_datagram_endpoint(lambda e=endpoint: e, sock=sock)
                 self._endpoints[port] = endpoint
@@ -190,6 +192,10 @@ class LiveSession:
         for endpoint in self._endpoints.values():
             if endpoint.transport is not None:
                 endpoint.transport.close()
+        # The transport closes its socket only on the loop's next turn; the ports go back to
+        # the pool now, so they must be free now.
+        for sock in self._sockets:
+            sock.close()
 
     def request_keyframe(self) -> None:
         """Ask every video sender for a keyframe at the next tick (e.g. before a split)."""

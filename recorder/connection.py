@@ -1,0 +1,286 @@
+"""One connection of a recording: its UDP ports, its live session and its archive files.
+
+The lifecycle layer (recordings, the API, the store) creates a `ConnectionRecorder` per
+participant. It allocates a port per medium from the `PortPool` (RTCP accepted muxed there and
+on the next port), records into `archive_tmp_dir`, and on stop finalizes, fsyncs and moves the
+files into `archive_dir`, telling its owner about each finished file through callbacks. Split
+pieces are moved as soon as each is complete.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from recorder.archive import Archive
+from recorder.errors import NoMediaError, RecorderError, UnsupportedError
+from recorder.ingest import recorded_format
+from recorder.live import DEFAULT_KEYFRAME_INTERVAL, LiveSession
+from recorder.mux import Writer, WriterResult, writer_class
+from recorder.mux.split import Piece, SplitWriter
+from recorder.sdp import Crypto, MediaDescription, RtpFormat
+
+# A keyframe is requested this long before a split boundary, so the cut lands close to it.
+SPLIT_KEYFRAME_LEAD_US = 1_000_000
+DEFAULT_CLOCK_RATES = {"audio": 48000, "video": 90000}
+
+
+class NoPortsAvailable(RecorderError):
+    """Every port pair of the configured range is taken."""
+
+
+class PortPool:
+    """Even/odd port pairs (RTP, RTCP) from a configured range, handed out and taken back."""
+
+    def __init__(self, first: int, last: int) -> None:
+        if first % 2:
+            first += 1
+        self._free = list(range(first, last, 2))
+        self._used: set[int] = set()
+
+    def take(self) -> int:
+        """An even port P with P + 1 also reserved; `NoPortsAvailable` when none is left."""
+        if not self._free:
+            raise NoPortsAvailable("no RTP ports available in the configured range")
+        port = self._free.pop(0)
+        self._used.add(port)
+        return port
+
+    def give_back(self, port: int) -> None:
+        if port in self._used:
+            self._used.remove(port)
+            self._free.append(port)
+
+
+@dataclass(slots=True)
+class MediaRequest:
+    """What a client says of one medium of a connection (the API's `audio` / `video`)."""
+
+    kind: str
+    codec: str
+    payload_type: int
+    clock_rate: int | None = None
+    channels: int | None = None
+    fmtp: dict[str, str] = field(default_factory=dict)
+    srtp_suite: str | None = None
+    srtp_key: str | None = None  # base64 master key ‖ salt
+
+    def section(self, port: int) -> tuple[MediaDescription, RtpFormat]:
+        """The media section this request amounts to, received on `port` (RTCP on port + 1)."""
+        codec = self.codec.upper()
+        channels = self.channels or (2 if codec == "OPUS" else None)
+        rtp_format = RtpFormat(
+            self.payload_type,
+            codec,
+            self.clock_rate or DEFAULT_CLOCK_RATES.get(self.kind, 90000),
+            channels,
+            dict(self.fmtp),
+        )
+        crypto = []
+        if self.srtp_suite and self.srtp_key:
+            crypto.append(Crypto(1, self.srtp_suite, self.srtp_key))
+        media = MediaDescription(
+            self.kind,
+            port,
+            "RTP/SAVP" if crypto else "RTP/AVP",
+            {self.payload_type: rtp_format},
+            rtcp_port=port + 1,
+            crypto=crypto,
+        )
+        # Refuses a codec we do not record before anything is bound.
+        recorded_format(media)
+        return media, rtp_format
+
+
+@dataclass(slots=True)
+class FinishedFile:
+    """A file moved into the archive directory."""
+
+    path: Path
+    size: int
+    duration: float
+    start_us: int = 0  # on the connection's archive timeline
+    index: int = 0  # split pieces: 1, 2, ...
+
+
+class ConnectionRecorder:
+    """Records one connection: `start`, `tick` from the service's clock task, `stop`."""
+
+    def __init__(
+        self,
+        media: Sequence[MediaRequest],
+        *,
+        container: str,
+        tmp_dir: Path,
+        final_dir: Path,
+        single_name: str | None,
+        split_name: Callable[[int], str] | None = None,
+        split_duration: float | None = None,
+        ports: PortPool,
+        listen: str = "0.0.0.0",
+        keyframe_interval: float = DEFAULT_KEYFRAME_INTERVAL,
+        on_split: Callable[[FinishedFile], None] | None = None,
+    ) -> None:
+        """`single_name` None means split-only; `split_name` None means no split files."""
+        if single_name is None and split_name is None:
+            raise ValueError("a connection records at least one kind of file")
+        self._writer_cls = writer_class(container)
+        self._writer_cls.check_codecs([request.codec.upper() for request in media])
+        self._media = list(media)
+        self._tmp_dir = tmp_dir
+        self._final_dir = final_dir
+        self._single_name = single_name
+        self._split_name = split_name
+        self._split_us = int((split_duration or 0) * 1_000_000)
+        self._ports_pool = ports
+        self._listen = listen
+        self._keyframe_interval = keyframe_interval
+        self._on_split = on_split or (lambda finished: None)
+        self.ports: dict[str, int] = {}
+        self.session: LiveSession | None = None
+        self._archive: Archive | None = None
+        self._single_file: BinaryIO | None = None
+        self._split: SplitWriter | None = None
+        self._split_requested_for = -1
+        self.pieces: list[FinishedFile] = []
+
+    async def start(self) -> dict[str, int]:
+        """Allocate and bind the ports; return {kind: port}. Nothing is left bound on error."""
+        sections = []
+        try:
+            for request in self._media:
+                port = self._ports_pool.take()
+                self.ports[request.kind] = port
+                sections.append(request.section(port))
+            self._tmp_dir.mkdir(parents=True, exist_ok=True)
+            writers: list[Writer] = []
+            if self._single_name is not None:
+                self._single_file = open(self._tmp_dir / self._single_name, "w+b")  # noqa: SIM115
+                writers.append(self._writer_cls(self._single_file))
+            if self._split_name is not None:
+                self._split = SplitWriter(
+                    self._writer_cls, self._split_us, self._open_piece, self._piece_done
+                )
+                writers.append(self._split)
+            self._archive = Archive(writers)
+            self.session = LiveSession(
+                sections,
+                self._archive,
+                listen=self._listen,
+                keyframe_interval=self._keyframe_interval,
+            )
+            await self.session.open()
+        except BaseException:
+            self._release()
+            raise
+        return dict(self.ports)
+
+    def tick(self, now: float) -> None:
+        session = self.session
+        if session is None:
+            return
+        split = self._split
+        if split is not None:
+            # Ask for a keyframe once per piece, shortly before its boundary.
+            cut = split.next_cut_us
+            if cut != self._split_requested_for and self._media_time_us() >= (
+                cut - SPLIT_KEYFRAME_LEAD_US
+            ):
+                self._split_requested_for = cut
+                session.request_keyframe()
+        session.tick(now)
+
+    def _media_time_us(self) -> int:
+        archive = self._archive
+        return archive.newest_us if archive is not None else 0
+
+    def stats(self) -> list[dict[str, object]]:
+        return self.session.stats() if self.session is not None else []
+
+    def stop(self) -> FinishedFile | None:
+        """Finalize and move the files. Returns the single archive (None when split-only);
+        raises `NoMediaError` when no decodable media ever arrived (the archive failed)."""
+        session, archive = self.session, self._archive
+        try:
+            if session is None or archive is None:
+                raise NoMediaError("the connection never started")
+            session.close()
+            result = archive.close()
+            if self._single_file is None:
+                return None
+            # The single writer is the archive's first (see `start`).
+            single = result.writers[0]
+            return self._finish(self._single_file, self._single_name or "", single, 0, 0)
+        finally:
+            self._release()
+
+    # -- files ------------------------------------------------------------------------------
+
+    def _open_piece(self, index: int) -> BinaryIO:
+        assert self._split_name is not None
+        return open(self._tmp_dir / self._split_name(index), "w+b")
+
+    def _piece_done(self, piece: Piece) -> None:
+        assert self._split_name is not None
+        finished = self._finish(
+            piece.file, self._split_name(piece.index), piece.result, piece.start_us, piece.index
+        )
+        self.pieces.append(finished)
+        self._on_split(finished)
+
+    def _finish(
+        self, file: BinaryIO, name: str, result: WriterResult, start_us: int, index: int
+    ) -> FinishedFile:
+        file.flush()
+        os.fsync(file.fileno())
+        file.close()
+        self._final_dir.mkdir(parents=True, exist_ok=True)
+        final = self._final_dir / name
+        os.replace(self._tmp_dir / name, final)
+        _fsync_directory(self._final_dir)
+        return FinishedFile(final, result.size, result.duration, start_us, index)
+
+    def _release(self) -> None:
+        if self.session is not None:
+            self.session.close()
+        for port in self.ports.values():
+            self._ports_pool.give_back(port)
+        if self._single_file is not None and not self._single_file.closed:
+            self._single_file.close()
+
+
+def _fsync_directory(path: Path) -> None:
+    # The rename is durable only once the directory entry is.
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def media_requests(connection: dict[str, Any]) -> list[MediaRequest]:
+    """The media of an API connection body ({"audio": {...}, "video": {...}})."""
+    requests = []
+    for kind in ("audio", "video"):
+        medium = connection.get(kind)
+        if not medium:
+            continue
+        srtp = medium.get("srtp") or {}
+        requests.append(
+            MediaRequest(
+                kind,
+                medium["codec"],
+                medium["payload_type"],
+                medium.get("clock_rate"),
+                medium.get("channels"),
+                dict(medium.get("fmtp") or {}),
+                srtp.get("suite"),
+                srtp.get("key"),
+            )
+        )
+    if not requests:
+        raise UnsupportedError("a connection needs audio, video or both")
+    return requests
