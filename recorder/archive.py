@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from recorder.codecs.base import Depacketizer
 from recorder.errors import NoMediaError
@@ -48,6 +49,8 @@ class ArchiveTrack:
         "last_arrival",
         "last_pts",
         "last_us",
+        "max_height",
+        "max_width",
         "number",
         "offset",
         "queue",
@@ -74,6 +77,8 @@ class ArchiveTrack:
         self.resyncs = 0
         self.last_arrival = 0.0
         self.rebase_pending = False
+        self.max_width = 0  # largest picture seen (keyframes carry their size)
+        self.max_height = 0
 
     @property
     def clock_rate(self) -> int:
@@ -110,7 +115,7 @@ class ArchiveTrack:
 @dataclass(slots=True)
 class ArchiveResult:
     writers: list[WriterResult]
-    tracks: list[dict[str, int | str]] = field(default_factory=list)
+    tracks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -141,6 +146,9 @@ class Archive:
         return track
 
     def on_frame(self, track: ArchiveTrack, frame: Frame, arrival: float) -> None:
+        if frame.width:
+            track.max_width = max(track.max_width, frame.width)
+            track.max_height = max(track.max_height, frame.height)
         if not self._started:
             if track.first_arrival is None:
                 track.first_arrival = arrival
@@ -178,6 +186,12 @@ class Archive:
                     "frames": t.frames,
                     "unordered_frames": t.frames_unordered,
                     "resyncs": t.resyncs,
+                    "kind": t.depacketizer.kind,
+                    "codec": t.depacketizer.codec,
+                    "width": t.max_width,
+                    "height": t.max_height,
+                    "first_arrival": t.first_arrival,
+                    "last_arrival": t.last_arrival,
                 }
                 for t in self._active
             ],

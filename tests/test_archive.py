@@ -81,7 +81,14 @@ def test_a_silent_track_is_left_out_after_the_start_wait() -> None:
     video.on_frame(Frame(0, b"k", True), 6.0)  # too late for this archive
     result = archive.close()
     assert {track for track, _, _ in writer.written} == {1}
-    assert result.tracks == [{"track": 1, "frames": 60, "unordered_frames": 0, "resyncs": 0}]
+    [track] = result.tracks
+    assert (track["track"], track["kind"], track["frames"], track["unordered_frames"]) == (
+        1,
+        "audio",
+        60,
+        0,
+    )
+    assert (track["first_arrival"], track["last_arrival"]) == (5.0, pytest.approx(5.0 + 59 * 0.02))
 
 
 def test_a_quiet_track_holds_others_back_only_so_long() -> None:
