@@ -59,21 +59,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rtp-recorder {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the recorder and its HTTP API")
-    serve.add_argument("--host", default="127.0.0.1", help="API address (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="API port (default: 8080)")
-    serve.add_argument(
-        "--archive-dir", type=Path, default=Path("archive"), help="finished archives (./archive)"
+    from recorder.config import SERVE_DESCRIPTION, SERVE_EPILOG, add_serve_arguments
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the recorder and its HTTP API",
+        description=SERVE_DESCRIPTION,
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument(
-        "--archive-tmp-dir",
-        type=Path,
-        default=Path("archive_tmp"),
-        help="archives being written (./archive_tmp); must differ from --archive-dir",
-    )
-    serve.add_argument(
-        "--state", type=Path, default=Path("state.sqlite3"), help="SQLite state (./state.sqlite3)"
-    )
+    add_serve_arguments(serve)
     serve.set_defaults(run=_serve)
 
     convert = commands.add_parser(
@@ -188,18 +183,16 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
-    from recorder.service import ServiceConfig
+    from recorder.config import load_service_config
 
-    config = ServiceConfig(
-        archive_dir=args.archive_dir, archive_tmp_dir=args.archive_tmp_dir, state=args.state
-    )
-    config.validate()
+    # Flags, environment and the TOML file, validated; a bad value ends here in one line.
+    config = load_service_config(args, os.environ)
     # uvicorn shuts down gracefully on SIGINT / SIGTERM, then restores the handlers it found
     # and raises the signal again. Finding these, that second delivery ends the process with
     # status 0 instead of "killed by SIGTERM"; before uvicorn starts, it simply exits.
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop_signal, _exit_cleanly)
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="info")
     return 0
 
 

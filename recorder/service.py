@@ -6,10 +6,12 @@ application; recording control lands here with the lifecycle work.
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from recorder import __version__
 from recorder.errors import RecorderError
@@ -17,20 +19,127 @@ from recorder.store import Store
 
 
 class ConfigError(RecorderError):
-    """The service configuration cannot work."""
+    """The service configuration cannot work.
+
+    `options` names the settings (ServiceConfig fields) the message is about, so whoever read
+    them from the environment or a file can say where the offending value came from.
+    """
+
+    def __init__(self, message: str, options: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.options = options
+
+
+FORMATS = ("webm", "mp4")
+# The reference's PLI interval: 20 s by default, 1 s at least, 240 s at most (seed 000).
+PLI_INTERVAL_MIN = 1.0
+PLI_INTERVAL_MAX = 240.0
+# RTP takes the even port and RTCP the odd one above it (RFC 3550 section 11), so a range
+# starts on an even port; ports below 1024 need privileges a sidecar should not have.
+RTP_PORT_MIN = 1024
+RTP_PORT_MAX = 65535
+GIB = 1024**3
 
 
 @dataclass(slots=True)
 class ServiceConfig:
+    """Everything `rtp-recorder serve` is configured with, typed (recorder.config fills it)."""
+
+    host: str = "127.0.0.1"  # API address
+    port: int = 8080  # API port
     archive_dir: Path = Path("archive")
     archive_tmp_dir: Path = Path("archive_tmp")
     state: Path = Path("state.sqlite3")
+    rtp_port_range: tuple[int, int] = (40000, 40999)  # first and last UDP port, both included
+    rtp_listen: str = "0.0.0.0"  # address the RTP/RTCP ports are bound on
+    default_format: str = "webm"  # one of FORMATS, when a recording names none
+    max_expire_time: int = 86400  # seconds; the largest expire_time a recording may ask for
+    min_free_space: int = GIB  # bytes free under archive dirs below which recording stops
+    # Secrets stay out of repr(), which ends up in logs and tracebacks.
+    api_token: str | None = field(default=None, repr=False)  # required by all but GET /healthz
+    allow_insecure_bind: bool = False  # serve a non-loopback API address without a token
+    pli_interval: float = 20.0  # seconds between periodic keyframe requests
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)  # HMAC-SHA256 key
 
     def validate(self) -> None:
         # Finished archives are moved out of the temporary directory atomically; the two must
         # be different places (the reference product refuses the same directory too).
         if self.archive_dir.resolve() == self.archive_tmp_dir.resolve():
-            raise ConfigError("--archive-dir and --archive-tmp-dir must be different directories")
+            raise ConfigError(
+                "--archive-dir and --archive-tmp-dir must be different directories",
+                ("archive_dir", "archive_tmp_dir"),
+            )
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"--port {self.port} is not a port (1-65535)", ("port",))
+        first, last = self.rtp_port_range
+        if not RTP_PORT_MIN <= first < last <= RTP_PORT_MAX:
+            raise ConfigError(
+                f"--rtp-port-range {first}-{last} must satisfy "
+                f"{RTP_PORT_MIN} <= start < end <= {RTP_PORT_MAX}",
+                ("rtp_port_range",),
+            )
+        if first % 2:
+            raise ConfigError(
+                f"--rtp-port-range {first}-{last} must start on an even port (RTP even, RTCP odd)",
+                ("rtp_port_range",),
+            )
+        try:
+            ipaddress.ip_address(self.rtp_listen)
+        except ValueError:
+            raise ConfigError(
+                f"--rtp-listen {self.rtp_listen!r} is not an IP address", ("rtp_listen",)
+            ) from None
+        if self.default_format not in FORMATS:
+            raise ConfigError(
+                f"--default-format {self.default_format!r} is not one of {', '.join(FORMATS)}",
+                ("default_format",),
+            )
+        if self.max_expire_time < 1:
+            raise ConfigError("--max-expire-time must be at least 1 second", ("max_expire_time",))
+        if self.min_free_space < 0:
+            raise ConfigError("--min-free-space cannot be negative", ("min_free_space",))
+        # `not a <= x <= b` also refuses NaN.
+        if not PLI_INTERVAL_MIN <= self.pli_interval <= PLI_INTERVAL_MAX:
+            raise ConfigError(
+                f"--pli-interval {self.pli_interval:g} is outside "
+                f"{PLI_INTERVAL_MIN:g}-{PLI_INTERVAL_MAX:g} seconds",
+                ("pli_interval",),
+            )
+        if self.api_token is not None and not _is_header_token(self.api_token):
+            # Never echo the token: the message ends up in logs.
+            raise ConfigError(
+                "--api-token must be non-empty visible ASCII without spaces", ("api_token",)
+            )
+        if self.webhook_url is not None:
+            url = urlsplit(self.webhook_url)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ConfigError(
+                    f"--webhook-url {self.webhook_url!r} is not an http:// or https:// URL",
+                    ("webhook_url",),
+                )
+        if self.api_token is None and not self.allow_insecure_bind and not _is_loopback(self.host):
+            raise ConfigError(
+                f"--host {self.host} is reachable from other machines: set --api-token or "
+                "pass --allow-insecure-bind to serve the API without authentication",
+                ("host", "api_token", "allow_insecure_bind"),
+            )
+
+
+def _is_header_token(token: str) -> bool:
+    # It travels in an Authorization header: printable ASCII, no spaces (RFC 6750 section 2.1
+    # is stricter; this is what a header can carry unambiguously).
+    return bool(token) and all("!" <= character <= "~" for character in token)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        # A host name could resolve anywhere; treat it as reachable from outside.
+        return False
 
 
 class RecorderService:
