@@ -1,40 +1,864 @@
 """Embedded state: one SQLite file (stdlib sqlite3, WAL journal).
 
-Only the schema bookkeeping exists so far; recordings, archives and the webhook outbox get
-their tables with the lifecycle and webhook work.
+Tables (schema version 2):
+
+    meta          key/value bookkeeping: `schema_version`
+    recordings    one row per recording: parameters, state, times
+    connections   participants of a recording, with their media descriptions (ports included)
+    archives      every media file: single archives and split pieces, temp and final paths
+    events        the webhook outbox: lifecycle events, undelivered while `delivered_at` is NULL
+
+A lifecycle event is inserted in the same transaction as the state change that causes it (every
+mutating method takes `events=`), so after a crash the outbox never announces a change that was
+not made, nor misses one that was.
+
+Threading: the store is used from the asyncio thread; calls are short synchronous statements
+(lifecycle changes, not packets). The one connection is opened with `check_same_thread=False`
+so that a call from a worker thread (a sync FastAPI route) works too, and a re-entrant lock
+serialises every statement and transaction, so such a call cannot interleave with a transaction
+of the event loop. Never `await` inside `transaction()`: another coroutine of the same thread
+would re-enter the lock and find itself inside the transaction.
+
+Times are UNIX seconds (REAL); JSON columns hold compact JSON text.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-SCHEMA_VERSION = 1
+from recorder.errors import RecorderError
+
+SCHEMA_VERSION = 2
+
+RECORDING_STATES = ("running", "stopping", "stopped", "failed", "recovered")
+# Recordings in these states were in progress: after a crash they are the ones to recover.
+ACTIVE_RECORDING_STATES = ("running", "stopping")
+CONNECTION_STATES = ("active", "ended")
+ARCHIVE_KINDS = ("single", "split")
+ARCHIVE_STATES = ("writing", "available", "failed", "recovered")
+EVENT_TYPES = (
+    "recording.started",
+    "recording.report",
+    "archive.started",
+    "archive.available",
+    "archive.failed",
+    "split-archive.available",
+    "split-archive.end",
+)
+# A state that is final: the row no longer changes state (a second stop or a late failure of a
+# finished recording is a bug of the caller, reported as StateError).
+_FINAL_RECORDING_STATES = frozenset({"stopped", "failed", "recovered"})
+_FINAL_ARCHIVE_STATES = frozenset({"available", "failed", "recovered"})
+
+# SQLite waits this long for a lock held by another process (an operator's `sqlite3` shell)
+# instead of failing at once.
+BUSY_TIMEOUT_MS = 5000
+
+
+class StoreError(RecorderError):
+    """The state file cannot be used, or a change is not allowed."""
+
+
+class NotFoundError(StoreError, LookupError):
+    """No recording, connection or archive with that id."""
+
+
+class ConflictError(StoreError):
+    """The row exists already: an active recording of the same channel and session, a
+    connection id already in the recording, or an archive file already registered."""
+
+
+class StateError(StoreError):
+    """A state change the lifecycle does not allow (out of a final state)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A lifecycle event to put in the outbox; `recording_id` defaults to the row changed."""
+
+    type: str
+    payload: Mapping[str, Any]
+    recording_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingRow:
+    id: str
+    channel_id: str
+    session_id: str | None
+    state: str
+    format: str
+    split_duration: int | None
+    split_only: bool
+    expire_time: int | None
+    recording_metadata: Any
+    created_at: float
+    started_at: float | None
+    stopped_at: float | None
+    expires_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRow:
+    recording_id: str
+    connection_id: str
+    client_id: str | None
+    bundle_id: str | None
+    recording_block: bool
+    media: dict[str, Any]
+    state: str
+    created_at: float
+    ended_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveRow:
+    id: int
+    recording_id: str
+    connection_id: str
+    kind: str
+    split_index: int | None
+    temp_path: str
+    final_path: str
+    state: str
+    size: int | None
+    started_at: float | None
+    stopped_at: float | None
+    metadata: Any
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: int
+    recording_id: str | None
+    type: str
+    payload: Any
+    created_at: float
+    delivered_at: float | None
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema: migration N brings a file from version N - 1 to N, each in its own transaction.
+
+
+def _migrate_to_1(db: sqlite3.Connection) -> None:
+    # Version 1 is the `meta` table alone, created before migrating (it holds the version).
+    pass
+
+
+def _migrate_to_2(db: sqlite3.Connection) -> None:
+    db.execute(
+        """
+        CREATE TABLE recordings (
+            id TEXT PRIMARY KEY,
+            channel_id TEXT NOT NULL,
+            session_id TEXT,
+            state TEXT NOT NULL CHECK (state IN
+                ('running', 'stopping', 'stopped', 'failed', 'recovered')),
+            format TEXT NOT NULL,
+            split_duration INTEGER,
+            split_only INTEGER NOT NULL DEFAULT 0,
+            expire_time INTEGER,
+            recording_metadata TEXT,
+            created_at REAL NOT NULL,
+            started_at REAL,
+            stopped_at REAL,
+            expires_at REAL
+        )
+        """
+    )
+    # At most one running or stopping recording per channel and session (the API's
+    # STARTED-RECORDING), enforced here so that two concurrent requests cannot both win.
+    db.execute(
+        """
+        CREATE UNIQUE INDEX recordings_one_active
+        ON recordings (channel_id, COALESCE(session_id, ''))
+        WHERE state IN ('running', 'stopping')
+        """
+    )
+    db.execute("CREATE INDEX recordings_by_state ON recordings (state, created_at)")
+    db.execute(
+        """
+        CREATE TABLE connections (
+            recording_id TEXT NOT NULL REFERENCES recordings (id),
+            connection_id TEXT NOT NULL,
+            client_id TEXT,
+            bundle_id TEXT,
+            recording_block INTEGER NOT NULL DEFAULT 0,
+            media TEXT NOT NULL DEFAULT '{}',
+            state TEXT NOT NULL CHECK (state IN ('active', 'ended')),
+            created_at REAL NOT NULL,
+            ended_at REAL,
+            PRIMARY KEY (recording_id, connection_id)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE archives (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            recording_id TEXT NOT NULL,
+            connection_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('single', 'split')),
+            split_index INTEGER CHECK ((kind = 'single') = (split_index IS NULL)),
+            temp_path TEXT NOT NULL,
+            final_path TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('writing', 'available', 'failed', 'recovered')),
+            size INTEGER,
+            started_at REAL,
+            stopped_at REAL,
+            metadata TEXT,
+            FOREIGN KEY (recording_id, connection_id)
+                REFERENCES connections (recording_id, connection_id)
+        )
+        """
+    )
+    # One file per name: the single archive and each split index of a connection once.
+    db.execute(
+        """
+        CREATE UNIQUE INDEX archives_one_file
+        ON archives (recording_id, connection_id, kind, COALESCE(split_index, 0))
+        """
+    )
+    db.execute("CREATE INDEX archives_by_state ON archives (state)")
+    db.execute(
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            recording_id TEXT REFERENCES recordings (id),
+            type TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            delivered_at REAL
+        )
+        """
+    )
+    db.execute("CREATE INDEX events_pending ON events (id) WHERE delivered_at IS NULL")
+
+
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _json(value: Any) -> str:
+    # allow_nan=False: what we store must be valid JSON for any reader (and for webhooks).
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _optional_json(value: Any) -> str | None:
+    return None if value is None else _json(value)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _check(value: str, allowed: Sequence[str], what: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
+def _now(value: float | None) -> float:
+    return time.time() if value is None else value
+
+
+# (recording_id, type, payload as JSON text)
+_PreparedEvent = tuple[str | None, str, str]
+
+
+def _prepare(events: Iterable[Event]) -> list[_PreparedEvent]:
+    """Check and serialise events before the transaction: a bad event type or a payload that
+    is not JSON fails the call before anything is written."""
+    prepared = []
+    for event in events:
+        _check(event.type, EVENT_TYPES, "event type")
+        prepared.append((event.recording_id, event.type, _json(dict(event.payload))))
+    return prepared
 
 
 class Store:
+    """The state file. One instance per process, used from the event loop thread (see above)."""
+
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._connection = connection
         self.path = path
+        self._lock = threading.RLock()
+        # Open savepoints of the current transaction (0: none open).
+        self._depth = 0
 
     @classmethod
     def open(cls, path: Path) -> Store:
+        """Open (creating if needed) the state file and bring its schema up to date."""
+        path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: the sqlite3 module issues no implicit BEGIN; transactions are
+        # the explicit ones of `transaction()`.
         connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        connection.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-            (str(SCHEMA_VERSION),),
-        )
-        return cls(connection, path)
+        try:
+            connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            connection.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed transaction survives a power cut, not only a process crash.
+            # Commits happen per lifecycle change (a few a minute), and the outbox promise
+            # ("persisted before the first attempt") depends on it.
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            store = cls(connection, path)
+            store._migrate()
+        except sqlite3.DatabaseError as error:
+            connection.close()
+            raise StoreError(f"state file {path}: {error}") from None
+        except BaseException:
+            connection.close()
+            raise
+        return store
+
+    def _migrate(self) -> None:
+        db = self._connection
+        with self.transaction():
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = 0 if row is None else int(row[0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"state file {self.path} has schema version {version}; this version of "
+                    f"rtp-recorder knows up to {SCHEMA_VERSION}"
+                )
+            # All steps in one transaction: a failure leaves the file at its old version.
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                _MIGRATIONS[target](db)
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
 
     def schema_version(self) -> int:
-        row = self._connection.execute(
-            "SELECT value FROM meta WHERE key = 'schema_version'"
-        ).fetchone()
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()
         return int(row[0])
 
     def close(self) -> None:
-        self._connection.close()
+        with self._lock:
+            self._connection.close()
+
+    # -----------------------------------------------------------------------------------------
+    # Transactions
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All statements inside commit together or not at all.
+
+        Re-entrant: the outermost level is a `BEGIN IMMEDIATE` transaction (the write lock is
+        taken at once, so it cannot fail half-way for a lock), inner levels are savepoints, so
+        a method that opens its own transaction joins the caller's.
+        """
+        with self._lock:
+            db = self._connection
+            depth = self._depth
+            savepoint = f"level_{depth}"
+            db.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}")
+            self._depth = depth + 1
+            try:
+                yield
+            except BaseException:
+                self._depth = depth
+                if depth == 0:
+                    db.execute("ROLLBACK")
+                else:
+                    db.execute(f"ROLLBACK TO {savepoint}")
+                    db.execute(f"RELEASE {savepoint}")
+                raise
+            self._depth = depth
+            try:
+                db.execute("COMMIT" if depth == 0 else f"RELEASE {savepoint}")
+            except BaseException:
+                # A failed COMMIT (disk full, I/O error) can leave the transaction open; the
+                # next caller must not find itself inside it.
+                if depth == 0 and db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cursor = self._connection.cursor()
+            cursor.row_factory = sqlite3.Row
+            return cursor.execute(sql, parameters).fetchall()
+
+    def _insert_events(self, events: Sequence[_PreparedEvent], recording_id: str | None) -> None:
+        at = time.time()
+        for event_recording_id, event_type, payload in events:
+            self._connection.execute(
+                "INSERT INTO events (recording_id, type, payload, created_at) VALUES (?, ?, ?, ?)",
+                (
+                    event_recording_id if event_recording_id is not None else recording_id,
+                    event_type,
+                    payload,
+                    at,
+                ),
+            )
+
+    # -----------------------------------------------------------------------------------------
+    # Recordings
+
+    def create_recording(
+        self,
+        recording_id: str,
+        channel_id: str,
+        *,
+        session_id: str | None = None,
+        format: str,
+        split_duration: int | None = None,
+        split_only: bool = False,
+        expire_time: int | None = None,
+        recording_metadata: Any = None,
+        created_at: float | None = None,
+        started_at: float | None = None,
+        expires_at: float | None = None,
+        state: str = "running",
+        events: Sequence[Event] = (),
+    ) -> RecordingRow:
+        """Insert a recording; `ConflictError` if its id is taken or its channel and session
+        already have a running or stopping recording."""
+        _check(state, RECORDING_STATES, "recording state")
+        created = _now(created_at)
+        prepared = _prepare(events)
+        with self.transaction():
+            try:
+                self._connection.execute(
+                    """
+                    INSERT INTO recordings (id, channel_id, session_id, state, format,
+                        split_duration, split_only, expire_time, recording_metadata,
+                        created_at, started_at, expires_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                    (
+                        recording_id,
+                        channel_id,
+                        session_id,
+                        state,
+                        format,
+                        split_duration,
+                        int(split_only),
+                        expire_time,
+                        _optional_json(recording_metadata),
+                        created,
+                        started_at,
+                        expires_at,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise ConflictError(
+                    f"channel {channel_id!r} (session {session_id!r}) is already recording"
+                    if self.get_recording(recording_id) is None
+                    else f"recording {recording_id} exists"
+                ) from None
+            self._insert_events(prepared, recording_id)
+        return self._recording(recording_id)
+
+    def get_recording(self, recording_id: str) -> RecordingRow | None:
+        rows = self._query("SELECT * FROM recordings WHERE id = ?", (recording_id,))
+        return _recording_row(rows[0]) if rows else None
+
+    def _recording(self, recording_id: str) -> RecordingRow:
+        row = self.get_recording(recording_id)
+        if row is None:
+            raise NotFoundError(f"no recording {recording_id!r}")
+        return row
+
+    def list_recordings(
+        self, state: str | Iterable[str] | None = None, channel_id: str | None = None
+    ) -> list[RecordingRow]:
+        """Recordings oldest first, optionally only those in `state` (one or several) and of
+        `channel_id`."""
+        clauses: list[str] = []
+        parameters: list[Any] = []
+        if state is not None:
+            states = [state] if isinstance(state, str) else list(state)
+            for value in states:
+                _check(value, RECORDING_STATES, "recording state")
+            clauses.append(f"state IN ({', '.join('?' * len(states))})")
+            parameters.extend(states)
+        if channel_id is not None:
+            clauses.append("channel_id = ?")
+            parameters.append(channel_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._query(f"SELECT * FROM recordings {where} ORDER BY created_at, id", parameters)
+        return [_recording_row(row) for row in rows]
+
+    def active_recording(self, channel_id: str, session_id: str | None) -> RecordingRow | None:
+        """The running or stopping recording of this channel and session, if any."""
+        rows = self._query(
+            """
+            SELECT * FROM recordings WHERE channel_id = ? AND COALESCE(session_id, '') = ?
+            AND state IN ('running', 'stopping')
+            """,
+            (channel_id, session_id or ""),
+        )
+        return _recording_row(rows[0]) if rows else None
+
+    def running_recordings(self) -> list[RecordingRow]:
+        """Recordings that were running or stopping: at start-up, those the previous process
+        left unfinished, to recover."""
+        return self.list_recordings(state=ACTIVE_RECORDING_STATES)
+
+    def set_recording_state(
+        self,
+        recording_id: str,
+        state: str,
+        *,
+        started_at: float | None = None,
+        stopped_at: float | None = None,
+        events: Sequence[Event] = (),
+    ) -> RecordingRow:
+        """Change a recording's state (and the times given), with its events, atomically."""
+        _check(state, RECORDING_STATES, "recording state")
+        prepared = _prepare(events)
+        with self.transaction():
+            current = self._recording(recording_id)
+            if current.state in _FINAL_RECORDING_STATES and state != current.state:
+                raise StateError(f"recording {recording_id} is {current.state}, not {state}")
+            self._connection.execute(
+                """
+                UPDATE recordings SET state = ?, started_at = COALESCE(?, started_at),
+                    stopped_at = COALESCE(?, stopped_at) WHERE id = ?
+                """,
+                (state, started_at, stopped_at, recording_id),
+            )
+            self._insert_events(prepared, recording_id)
+        return self._recording(recording_id)
+
+    # -----------------------------------------------------------------------------------------
+    # Connections
+
+    def add_connection(
+        self,
+        recording_id: str,
+        connection_id: str,
+        *,
+        client_id: str | None = None,
+        bundle_id: str | None = None,
+        recording_block: bool = False,
+        media: Mapping[str, Any] | None = None,
+        created_at: float | None = None,
+        events: Sequence[Event] = (),
+    ) -> ConnectionRow:
+        """Add an active connection; `ConflictError` if the recording has that id already.
+
+        `media` is the connection's description (audio / video with codec, payload type,
+        ports, …), stored as given.
+        """
+        created = _now(created_at)
+        prepared = _prepare(events)
+        with self.transaction():
+            self._recording(recording_id)
+            try:
+                self._connection.execute(
+                    """
+                    INSERT INTO connections (recording_id, connection_id, client_id, bundle_id,
+                        recording_block, media, state, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?, 'active', ?)
+                    """,
+                    (
+                        recording_id,
+                        connection_id,
+                        client_id,
+                        bundle_id,
+                        int(recording_block),
+                        _json(dict(media or {})),
+                        created,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise ConflictError(
+                    f"recording {recording_id} has a connection {connection_id!r} already"
+                ) from None
+            self._insert_events(prepared, recording_id)
+        return self._connection_row(recording_id, connection_id)
+
+    def get_connection(self, recording_id: str, connection_id: str) -> ConnectionRow | None:
+        rows = self._query(
+            "SELECT * FROM connections WHERE recording_id = ? AND connection_id = ?",
+            (recording_id, connection_id),
+        )
+        return _connection_row(rows[0]) if rows else None
+
+    def _connection_row(self, recording_id: str, connection_id: str) -> ConnectionRow:
+        row = self.get_connection(recording_id, connection_id)
+        if row is None:
+            raise NotFoundError(f"recording {recording_id} has no connection {connection_id!r}")
+        return row
+
+    def list_connections(self, recording_id: str, state: str | None = None) -> list[ConnectionRow]:
+        """A recording's connections in the order they were added."""
+        sql = "SELECT * FROM connections WHERE recording_id = ?"
+        parameters: list[Any] = [recording_id]
+        if state is not None:
+            sql += " AND state = ?"
+            parameters.append(_check(state, CONNECTION_STATES, "connection state"))
+        rows = self._query(sql + " ORDER BY created_at, rowid", parameters)
+        return [_connection_row(row) for row in rows]
+
+    def set_connection_state(
+        self,
+        recording_id: str,
+        connection_id: str,
+        state: str,
+        *,
+        ended_at: float | None = None,
+        events: Sequence[Event] = (),
+    ) -> ConnectionRow:
+        """Mark a connection active or ended (with `ended_at`), with its events, atomically."""
+        _check(state, CONNECTION_STATES, "connection state")
+        prepared = _prepare(events)
+        with self.transaction():
+            current = self._connection_row(recording_id, connection_id)
+            if current.state == "ended" and state != "ended":
+                raise StateError(f"connection {connection_id!r} has ended")
+            if state == "ended" and ended_at is None and current.ended_at is None:
+                ended_at = time.time()
+            self._connection.execute(
+                """
+                UPDATE connections SET state = ?, ended_at = COALESCE(?, ended_at)
+                WHERE recording_id = ? AND connection_id = ?
+                """,
+                (state, ended_at, recording_id, connection_id),
+            )
+            self._insert_events(prepared, recording_id)
+        return self._connection_row(recording_id, connection_id)
+
+    # -----------------------------------------------------------------------------------------
+    # Archives
+
+    def add_archive(
+        self,
+        recording_id: str,
+        connection_id: str,
+        *,
+        kind: str,
+        split_index: int | None = None,
+        temp_path: str | Path,
+        final_path: str | Path,
+        started_at: float | None = None,
+        metadata: Any = None,
+        events: Sequence[Event] = (),
+    ) -> ArchiveRow:
+        """Register a file being written (state `writing`); `ConflictError` if the connection
+        has that file already. A split piece has a `split_index`, a single archive none."""
+        _check(kind, ARCHIVE_KINDS, "archive kind")
+        if (kind == "split") != (split_index is not None):
+            raise ValueError("a split archive has a split_index and a single archive none")
+        prepared = _prepare(events)
+        with self.transaction():
+            self._connection_row(recording_id, connection_id)
+            try:
+                cursor = self._connection.execute(
+                    """
+                    INSERT INTO archives (recording_id, connection_id, kind, split_index,
+                        temp_path, final_path, state, started_at, metadata)
+                    VALUES (?, ?, ?, ?, ?, ?, 'writing', ?, ?)
+                    """,
+                    (
+                        recording_id,
+                        connection_id,
+                        kind,
+                        split_index,
+                        str(temp_path),
+                        str(final_path),
+                        started_at,
+                        _optional_json(metadata),
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise ConflictError(
+                    f"recording {recording_id} connection {connection_id!r} has that "
+                    f"{kind} archive already"
+                ) from None
+            archive_id = cursor.lastrowid
+            assert archive_id is not None
+            self._insert_events(prepared, recording_id)
+        return self._archive(archive_id)
+
+    def update_archive(
+        self,
+        archive_id: int,
+        *,
+        state: str | None = None,
+        size: int | None = None,
+        started_at: float | None = None,
+        stopped_at: float | None = None,
+        final_path: str | Path | None = None,
+        metadata: Any = None,
+        events: Sequence[Event] = (),
+    ) -> ArchiveRow:
+        """Change what is given (None leaves a field as it is), with its events, atomically."""
+        if state is not None:
+            _check(state, ARCHIVE_STATES, "archive state")
+        prepared = _prepare(events)
+        with self.transaction():
+            current = self._archive(archive_id)
+            if (
+                state is not None
+                and current.state in _FINAL_ARCHIVE_STATES
+                and state != current.state
+            ):
+                raise StateError(f"archive {archive_id} is {current.state}, not {state}")
+            self._connection.execute(
+                """
+                UPDATE archives SET state = COALESCE(?, state), size = COALESCE(?, size),
+                    started_at = COALESCE(?, started_at), stopped_at = COALESCE(?, stopped_at),
+                    final_path = COALESCE(?, final_path),
+                    metadata = COALESCE(?, metadata)
+                WHERE id = ?
+                """,
+                (
+                    state,
+                    size,
+                    started_at,
+                    stopped_at,
+                    None if final_path is None else str(final_path),
+                    _optional_json(metadata),
+                    archive_id,
+                ),
+            )
+            self._insert_events(prepared, current.recording_id)
+        return self._archive(archive_id)
+
+    def get_archive(self, archive_id: int) -> ArchiveRow | None:
+        rows = self._query("SELECT * FROM archives WHERE id = ?", (archive_id,))
+        return _archive_row(rows[0]) if rows else None
+
+    def _archive(self, archive_id: int) -> ArchiveRow:
+        row = self.get_archive(archive_id)
+        if row is None:
+            raise NotFoundError(f"no archive {archive_id}")
+        return row
+
+    def list_archives(
+        self, recording_id: str, connection_id: str | None = None
+    ) -> list[ArchiveRow]:
+        """A recording's archives in the order they were started."""
+        sql = "SELECT * FROM archives WHERE recording_id = ?"
+        parameters: list[Any] = [recording_id]
+        if connection_id is not None:
+            sql += " AND connection_id = ?"
+            parameters.append(connection_id)
+        rows = self._query(sql + " ORDER BY id", parameters)
+        return [_archive_row(row) for row in rows]
+
+    def unfinished_archives(self, recording_id: str | None = None) -> list[ArchiveRow]:
+        """Archives still `writing`: after a crash, the temp files to recover."""
+        sql = "SELECT * FROM archives WHERE state = 'writing'"
+        parameters: list[Any] = []
+        if recording_id is not None:
+            sql += " AND recording_id = ?"
+            parameters.append(recording_id)
+        rows = self._query(sql + " ORDER BY id", parameters)
+        return [_archive_row(row) for row in rows]
+
+    # -----------------------------------------------------------------------------------------
+    # Events (the webhook outbox)
+
+    def add_events(self, events: Sequence[Event]) -> None:
+        """Put events in the outbox on their own (or in the caller's open transaction)."""
+        prepared = _prepare(events)
+        with self.transaction():
+            self._insert_events(prepared, None)
+
+    def pending_events(self, limit: int | None = None) -> list[EventRow]:
+        """Undelivered events, oldest first."""
+        sql = "SELECT * FROM events WHERE delivered_at IS NULL ORDER BY id"
+        parameters: list[Any] = []
+        if limit is not None:
+            sql += " LIMIT ?"
+            parameters.append(limit)
+        return [_event_row(row) for row in self._query(sql, parameters)]
+
+    def list_events(self, recording_id: str) -> list[EventRow]:
+        """A recording's events, delivered or not, oldest first."""
+        rows = self._query(
+            "SELECT * FROM events WHERE recording_id = ? ORDER BY id", (recording_id,)
+        )
+        return [_event_row(row) for row in rows]
+
+    def mark_event_delivered(self, event_id: int, delivered_at: float | None = None) -> None:
+        with self.transaction():
+            cursor = self._connection.execute(
+                "UPDATE events SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
+                (_now(delivered_at), event_id),
+            )
+            if cursor.rowcount == 0 and not self._query(
+                "SELECT 1 FROM events WHERE id = ?", (event_id,)
+            ):
+                raise NotFoundError(f"no event {event_id}")
+
+
+def _recording_row(row: sqlite3.Row) -> RecordingRow:
+    return RecordingRow(
+        id=row["id"],
+        channel_id=row["channel_id"],
+        session_id=row["session_id"],
+        state=row["state"],
+        format=row["format"],
+        split_duration=row["split_duration"],
+        split_only=bool(row["split_only"]),
+        expire_time=row["expire_time"],
+        recording_metadata=_loads(row["recording_metadata"]),
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        stopped_at=row["stopped_at"],
+        expires_at=row["expires_at"],
+    )
+
+
+def _connection_row(row: sqlite3.Row) -> ConnectionRow:
+    return ConnectionRow(
+        recording_id=row["recording_id"],
+        connection_id=row["connection_id"],
+        client_id=row["client_id"],
+        bundle_id=row["bundle_id"],
+        recording_block=bool(row["recording_block"]),
+        media=_loads(row["media"]),
+        state=row["state"],
+        created_at=row["created_at"],
+        ended_at=row["ended_at"],
+    )
+
+
+def _archive_row(row: sqlite3.Row) -> ArchiveRow:
+    return ArchiveRow(
+        id=row["id"],
+        recording_id=row["recording_id"],
+        connection_id=row["connection_id"],
+        kind=row["kind"],
+        split_index=row["split_index"],
+        temp_path=row["temp_path"],
+        final_path=row["final_path"],
+        state=row["state"],
+        size=row["size"],
+        started_at=row["started_at"],
+        stopped_at=row["stopped_at"],
+        metadata=_loads(row["metadata"]),
+    )
+
+
+def _event_row(row: sqlite3.Row) -> EventRow:
+    return EventRow(
+        id=row["id"],
+        recording_id=row["recording_id"],
+        type=row["type"],
+        payload=_loads(row["payload"]),
+        created_at=row["created_at"],
+        delivered_at=row["delivered_at"],
+    )
