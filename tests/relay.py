@@ -67,6 +67,7 @@ class Route:
     target_host: str = HOST
     faults: Faults | None = None
     counts: Counter[str] = field(default_factory=Counter)
+    last: bytes = b""  # the last datagram the sender sent (a template for forged ones)
 
 
 class _Held:
@@ -109,7 +110,8 @@ def _udp_socket(host: str, port: int) -> socket.socket:
 class Relay:
     """Context manager running the relay on a thread. `counts` totals every route's counters:
     forwarded-direction `received`, `dropped`, `reordered`, `duplicated`, `delayed`, `sent`;
-    feedback-direction `returned`, and `unroutable` for feedback that came before any sender."""
+    feedback-direction `returned`, and `unroutable` for feedback that came before any sender;
+    `injected` for what the test sent itself through `inject`."""
 
     def __init__(self, routes: list[Route], faults: Faults = NO_FAULTS, seed: int = 0) -> None:
         self.routes = routes
@@ -166,6 +168,17 @@ class Relay:
         self._states.clear()
         self._selector.close()
 
+    def inject(self, route: Route, data: bytes) -> None:
+        """Send `data` to `route`'s target from the address the recorder knows as the sender,
+        past the faults: what a compromised or broken sender would send."""
+        for state in self._states:
+            if state.route is route:
+                self._send(state.upstream, data, (route.target_host, route.target))
+                with self._lock:
+                    route.counts["injected"] += 1
+                return
+        raise ValueError("not a route of this relay")
+
     # ------------------------------------------------------------------ the loop
 
     def _run(self) -> None:
@@ -198,6 +211,7 @@ class Relay:
             with self._lock:
                 if forward:
                     state.peer = source
+                    state.route.last = data
                     self._forward(state, data, time.monotonic())
                 elif state.peer is None:
                     state.route.counts["unroutable"] += 1

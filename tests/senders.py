@@ -44,7 +44,7 @@ RTCP_INTERVAL_NS = 500_000_000
 # With a udpsrc feeding RTCP back into an rtpsession, GStreamer 1.22 now and then never forwards
 # EOS on the RTCP pad after the media ended, so gst-launch does not exit: a sender still running
 # this long after its clip is stopped.
-END_GRACE = 2.0
+END_GRACE = 1.0
 STOP_TIMEOUT = 5.0
 
 GST_LAUNCH = "gst-launch-1.0 -q"
@@ -198,8 +198,14 @@ def _gst_session(
 ) -> str:
     """One `rtpsession` branch: payloader → session → (srtpenc) → udpsink, RTCP likewise, and
     with `feedback` a udpsrc on the port the RTCP leaves from, feeding RTCP back in."""
-    rtcp_bind = free_port()
-    rtp_sink = f"udpsink host={HOST} port={port} sync=true"
+    # Sent from an even port and its odd neighbour, as RFC 3550 section 11 has it: a receiver
+    # that has seen only RTP yet (FFmpeg sends RTCP every 5 s, GStreamer about every 0.5 s
+    # here) can still address RTCP to the sender at RTP source port + 1. Two udpsinks left to
+    # pick their own ports get unrelated ones, and feedback sent before the sender's first
+    # RTCP packet is lost.
+    [rtp_bind] = free_port_pairs(1)
+    rtcp_bind = rtp_bind + 1
+    rtp_sink = f"udpsink host={HOST} port={port} bind-port={rtp_bind} sync=true"
     if delay:
         # Sent late, but stamped and reported (SR) as captured: only SR-based sync is right.
         rtp_sink += f" ts-offset={int(delay * 1e9)}"

@@ -299,3 +299,20 @@ def test_avsync_measures_a_deliberate_shift(avsync_source: Path, shift: float) -
     subprocess.run(command, check=True, timeout=60)
     offsets = avsync.measure_offset(shifted)
     assert offsets == pytest.approx([-shift + 0.0065] * len(avsync.FLASH_TIMES), abs=0.002)
+
+
+def test_injected_datagrams_come_from_the_address_the_recorder_latched() -> None:
+    recorder = _socket()
+    route = Route(0, recorder.getsockname()[1])
+    with Relay([route]) as relay:
+        sender = _socket()
+        sender.sendto(b"RTP", (HOST, route.listen))
+        recorder.settimeout(2)
+        _, forwarded_from = recorder.recvfrom(100)
+        assert route.last == b"RTP"
+        relay.inject(route, b"junk")
+        data, injected_from = recorder.recvfrom(100)
+        assert (data, injected_from) == (b"junk", forwarded_from)
+        assert relay.counts["injected"] == 1
+    recorder.close()
+    sender.close()
