@@ -134,6 +134,16 @@ class Archive:
         self._result: ArchiveResult | None = None
 
     @property
+    def started(self) -> bool:
+        """Whether the writers have their headers (the first decodable media arrived)."""
+        return self._started
+
+    @property
+    def first_arrival(self) -> float | None:
+        """Arrival time of the first frame of any track: the timeline's origin, roughly."""
+        return self._first_arrival
+
+    @property
     def newest_us(self) -> int:
         """Media time of the newest frame queued, in microseconds on the archive's timeline."""
         return self._newest_us

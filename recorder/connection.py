@@ -10,6 +10,7 @@ pieces are moved as soon as each is complete.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,10 @@ class PortPool:
         port = self._free.pop(0)
         self._used.add(port)
         return port
+
+    @property
+    def free(self) -> int:
+        return len(self._free)
 
     def give_back(self, port: int) -> None:
         if port in self._used:
@@ -104,6 +109,7 @@ class FinishedFile:
     duration: float
     start_us: int = 0  # on the connection's archive timeline
     index: int = 0  # split pieces: 1, 2, ...
+    tracks: list[dict[str, Any]] = field(default_factory=list)  # single archive: per track
 
 
 class ConnectionRecorder:
@@ -146,6 +152,10 @@ class ConnectionRecorder:
         self._split: SplitWriter | None = None
         self._split_requested_for = -1
         self.pieces: list[FinishedFile] = []
+        # Arrival times are monotonic; this turns them into UNIX times for the documents.
+        self.clock_offset = time.time() - time.monotonic()
+        self._keyframes_seen = 0
+        self._last_keyframe_at: float | None = None
 
     async def start(self) -> dict[str, int]:
         """Allocate and bind the ports; return {kind: port}. Nothing is left bound on error."""
@@ -192,6 +202,29 @@ class ConnectionRecorder:
                 self._split_requested_for = cut
                 session.request_keyframe()
         session.tick(now)
+        keyframes = sum(
+            route.stream.keyframes
+            for route in session.router.routes
+            if route.kind == "video" and route.stream is not None
+        )
+        if keyframes != self._keyframes_seen:
+            self._keyframes_seen = keyframes
+            self._last_keyframe_at = now
+
+    def last_keyframe_age(self, now: float) -> float | None:
+        """Seconds since a video keyframe was last seen (at tick resolution), None if never."""
+        at = self._last_keyframe_at
+        return None if at is None else round(now - at, 1)
+
+    @property
+    def archive_started(self) -> bool:
+        return self._archive is not None and self._archive.started
+
+    @property
+    def origin(self) -> float | None:
+        """UNIX time of the archive timeline's 0 (its first media), once media arrived."""
+        first = self._archive.first_arrival if self._archive is not None else None
+        return None if first is None else first + self.clock_offset
 
     def _media_time_us(self) -> int:
         archive = self._archive
@@ -213,7 +246,9 @@ class ConnectionRecorder:
                 return None
             # The single writer is the archive's first (see `start`).
             single = result.writers[0]
-            return self._finish(self._single_file, self._single_name or "", single, 0, 0)
+            finished = self._finish(self._single_file, self._single_name or "", single, 0, 0)
+            finished.tracks = result.tracks
+            return finished
         finally:
             self._release()
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from recorder import __version__
 from recorder.errors import RecorderError
+from recorder.lifecycle import RecordingManager
 from recorder.store import Store
 
 
@@ -146,14 +147,27 @@ class RecorderService:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self._store: Store | None = None
+        self._manager: RecordingManager | None = None
+
+    @property
+    def manager(self) -> RecordingManager:
+        """The recordings; exists between `start` and `stop`."""
+        if self._manager is None:
+            raise RuntimeError("the recorder service is not running")
+        return self._manager
 
     def start(self) -> None:
         self.config.validate()
         for directory in (self.config.archive_dir, self.config.archive_tmp_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self._store = Store.open(self.config.state)
+        self._manager = RecordingManager(self.config, self._store)
 
     def stop(self) -> None:
+        # Running recordings are finalized (files, metadata, report) before the state closes.
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None
         if self._store is not None:
             self._store.close()
             self._store = None
