@@ -129,6 +129,7 @@ class ConnectionRecorder:
         listen: str = "0.0.0.0",
         keyframe_interval: float = DEFAULT_KEYFRAME_INTERVAL,
         on_split: Callable[[FinishedFile], None] | None = None,
+        on_piece_open: Callable[[int], None] | None = None,
     ) -> None:
         """`single_name` None means split-only; `split_name` None means no split files."""
         if single_name is None and split_name is None:
@@ -145,6 +146,7 @@ class ConnectionRecorder:
         self._listen = listen
         self._keyframe_interval = keyframe_interval
         self._on_split = on_split or (lambda finished: None)
+        self._on_piece_open = on_piece_open or (lambda index: None)
         self.ports: dict[str, int] = {}
         self.session: LiveSession | None = None
         self._archive: Archive | None = None
@@ -256,6 +258,7 @@ class ConnectionRecorder:
 
     def _open_piece(self, index: int) -> BinaryIO:
         assert self._split_name is not None
+        self._on_piece_open(index)
         return open(self._tmp_dir / self._split_name(index), "w+b")
 
     def _piece_done(self, piece: Piece) -> None:

@@ -99,6 +99,8 @@ class _Connection:
     ports: dict[str, int]
     state: str = "recording"
     archive_id: int | None = None  # the single archive's store row, once media arrived
+    announced: bool = False  # archive.started sent
+    split_rows: dict[int, int] = field(default_factory=dict)  # split index -> store row
     pieces: list[layout.ArchiveInfo] = field(default_factory=list)
     single: layout.ArchiveInfo | None = None
 
@@ -361,6 +363,7 @@ class RecordingManager:
                 listen=self.config.rtp_listen,
                 keyframe_interval=self.config.pli_interval,
                 on_split=lambda finished: self._on_split(recording.row.id, cid, finished),
+                on_piece_open=lambda index: self._on_piece_open(recording.row.id, cid, index),
             )
             try:
                 ports = await recorder.start()
@@ -396,12 +399,18 @@ class RecordingManager:
             except NoMediaError:
                 single = None
                 connection.state = "failed"
-                if connection.archive_id is not None:
-                    self.store.update_archive(
-                        connection.archive_id,
-                        state="failed",
-                        events=[Event("archive.failed", {"connection_id": cid})],
-                    )
+                for archive_id in [connection.archive_id, *connection.split_rows.values()]:
+                    if archive_id is not None:
+                        self.store.update_archive(
+                            archive_id,
+                            state="failed",
+                            events=[
+                                Event(
+                                    "archive.failed",
+                                    {"recording_id": row.id, "connection_id": cid},
+                                )
+                            ],
+                        )
             if single is not None:
                 archive = self._archive_info(recorder, connection, single, None)
                 connection.single = archive
@@ -430,7 +439,7 @@ class RecordingManager:
         self.store.set_connection_state(row.id, cid, "ended", ended_at=time.time(), events=events)
 
     def _ensure_archive_row(self, recording: _Recording, connection: _Connection) -> int:
-        if connection.archive_id is None:
+        if not connection.announced:
             self._announce(recording, connection)
         assert connection.archive_id is not None
         return connection.archive_id
@@ -439,27 +448,50 @@ class RecordingManager:
         """The connection's first decodable media arrived: its archive has started."""
         row = recording.row
         cid = connection.spec.connection_id
-        name = (
-            layout.archive_name(cid, row.format)
-            if not row.split_only
-            else layout.split_archive_name(cid, 1, row.format)
+        connection.announced = True
+        if row.split_only:
+            name = layout.split_archive_name(cid, 1, row.format)
+        else:
+            name = layout.archive_name(cid, row.format)
+        event = Event(
+            "archive.started",
+            {
+                "recording_id": row.id,
+                "channel_id": row.channel_id,
+                "connection_id": cid,
+                "filename": name,
+            },
+            recording_id=row.id,
         )
+        if row.split_only:
+            self.store.add_events([event])  # the piece's row exists since it was opened
+            return
         archive = self.store.add_archive(
             row.id,
             cid,
-            kind="split" if row.split_only else "single",
-            split_index=1 if row.split_only else None,
+            kind="single",
             temp_path=self.config.archive_tmp_dir / row.id / name,
             final_path=self._directory(row.id) / name,
             started_at=time.time(),
-            events=[
-                Event(
-                    "archive.started",
-                    {"channel_id": row.channel_id, "connection_id": cid, "filename": name},
-                )
-            ],
+            events=[event],
         )
         connection.archive_id = archive.id
+
+    def _on_piece_open(self, recording_id: str, cid: str, index: int) -> None:
+        """A split piece's file was opened: registered as being written, for crash recovery."""
+        recording = self._running[recording_id]
+        connection = recording.connections[cid]
+        name = layout.split_archive_name(cid, index, recording.row.format)
+        archive = self.store.add_archive(
+            recording_id,
+            cid,
+            kind="split",
+            split_index=index,
+            temp_path=self.config.archive_tmp_dir / recording_id / name,
+            final_path=self._directory(recording_id) / name,
+            started_at=time.time(),
+        )
+        connection.split_rows[index] = archive.id
 
     def _on_split(self, recording_id: str, cid: str, finished: FinishedFile) -> None:
         recording = self._running[recording_id]
@@ -473,18 +505,10 @@ class RecordingManager:
         doc = layout.archive_metadata(info, archive, self.config.archive_dir, self._node)
         name = layout.split_archive_metadata_name(cid, finished.index)
         layout.write_json_atomically(self._directory(recording_id) / name, doc)
-        row = self.store.add_archive(
-            recording_id,
-            cid,
-            kind="split",
-            split_index=finished.index,
-            temp_path=self.config.archive_tmp_dir / recording_id / finished.path.name,
-            final_path=finished.path,
-            started_at=archive.started_at,
-        )
         self.store.update_archive(
-            row.id,
+            connection.split_rows[finished.index],
             state="available",
+            started_at=archive.started_at,
             size=finished.size,
             stopped_at=archive.stopped_at,
             metadata=doc,
@@ -511,7 +535,7 @@ class RecordingManager:
                 if recorder is None or connection.state != "recording":
                     continue
                 recorder.tick(now)
-                if connection.archive_id is None and recorder.archive_started:
+                if not connection.announced and recorder.archive_started:
                     self._announce(recording, connection)
 
     # -- views and documents ----------------------------------------------------------------

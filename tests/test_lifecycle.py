@@ -199,3 +199,46 @@ def test_expire_time_stops_the_recording(tmp_path: Path) -> None:
     rid = asyncio.run(scenario())
     assert manager.get_recording(rid)["state"] == "stopped"
     assert (tmp_path / "archive" / rid / f"report-{rid}.json").exists()
+
+
+def test_split_only_writes_pieces_and_their_end_document(tmp_path: Path) -> None:
+    manager = _manager(tmp_path)
+
+    async def scenario() -> str:
+        created = await manager.create_recording(
+            RecordingSpec(
+                "room",
+                format="mp4",
+                split_duration=2,
+                split_only=True,
+                connections=[_vp8_opus("a")],
+            )
+        )
+        await _send(_ports(created["connections"][0]))
+        await asyncio.sleep(0.5)
+        await manager.stop_recording(created["recording_id"])
+        return created["recording_id"]
+
+    rid = asyncio.run(scenario())
+    directory = tmp_path / "archive" / rid
+    names = sorted(path.name for path in directory.iterdir())
+    assert names == [
+        f"report-{rid}.json",
+        "split-archive-a_0001.json",
+        "split-archive-a_0001.mp4",
+        "split-archive-a_0002.json",
+        "split-archive-a_0002.mp4",
+        "split-archive-end-a.json",
+    ]
+    end = json.loads((directory / "split-archive-end-a.json").read_text())
+    assert end["split_last_index"] == "0002"
+    archives = manager.store.list_archives(rid)
+    assert [(a.kind, a.split_index, a.state) for a in archives] == [
+        ("split", 1, "available"),
+        ("split", 2, "available"),
+    ]
+    events = [event.type for event in manager.store.list_events(rid)]
+    assert events.count("archive.started") == 1 and "archive.available" not in events
+    decoded = [md5 for n in (1, 2) for md5 in framemd5(directory / f"split-archive-a_000{n}.mp4",
+                                                      "video")[0]]  # fmt: skip
+    assert decoded == source_md5("video")
