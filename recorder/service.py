@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from recorder import __version__
 from recorder.errors import RecorderError
 from recorder.lifecycle import RecordingManager
+from recorder.recovery import recover
 from recorder.store import Store
 
 
@@ -148,6 +149,7 @@ class RecorderService:
         self.config = config
         self._store: Store | None = None
         self._manager: RecordingManager | None = None
+        self.recovered: list[str] = []
 
     @property
     def manager(self) -> RecordingManager:
@@ -161,6 +163,8 @@ class RecorderService:
         for directory in (self.config.archive_dir, self.config.archive_tmp_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self._store = Store.open(self.config.state)
+        # Recordings the last process left running are finished before new ones start.
+        self.recovered = recover(self._store, self.config.archive_dir)
         self._manager = RecordingManager(self.config, self._store)
 
     def stop(self) -> None:

@@ -16,6 +16,7 @@ from recorder.lifecycle import (
     RecordingManager,
     RecordingSpec,
 )
+from recorder.recovery import recover
 from recorder.service import ServiceConfig
 from recorder.store import Store
 from tests.captures import datagrams
@@ -242,3 +243,41 @@ def test_split_only_writes_pieces_and_their_end_document(tmp_path: Path) -> None
     decoded = [md5 for n in (1, 2) for md5 in framemd5(directory / f"split-archive-a_000{n}.mp4",
                                                       "video")[0]]  # fmt: skip
     assert decoded == source_md5("video")
+
+
+@pytest.mark.parametrize("container", ["webm", "mp4"])
+def test_a_recording_left_running_is_recovered_from_its_temp_files(
+    tmp_path: Path, container: str
+) -> None:
+    # The abandoned recording keeps its ports bound: each case gets its own range.
+    manager = _manager(tmp_path, ports=(32200, 32249) if container == "webm" else (32250, 32299))
+
+    async def scenario() -> str:
+        created = await manager.create_recording(
+            RecordingSpec(
+                "room",
+                format=container,
+                split_duration=2,
+                connections=[_vp8_opus("a")],
+            )
+        )
+        await _send(_ports(created["connections"][0]))
+        await asyncio.sleep(0.5)
+        return created["recording_id"]
+
+    # The process "dies" here: the recording is never stopped, its files stay in the temp
+    # directory as the writers left them, and the next start finds it running in the store.
+    rid = asyncio.run(scenario())
+    assert recover(manager.store, tmp_path / "archive") == [rid]
+    directory = tmp_path / "archive" / rid
+    single = directory / f"archive-a.{container}"
+    assert decode_errors(single) == ""
+    decoded = framemd5(single, "video")[0]
+    # Everything up to the last complete fragment / cluster: the head of the source.
+    assert len(decoded) >= 60 and decoded == source_md5("video")[: len(decoded)]
+    doc = json.loads((directory / "archive-a.json").read_text())
+    assert doc["state"] == "recovered" and doc["size"] == single.stat().st_size
+    assert manager.get_recording(rid)["state"] == "recovered"
+    assert (directory / f"report-{rid}.json").exists()
+    events = [event.type for event in manager.store.list_events(rid)]
+    assert "archive.available" in events and events[-1] == "recording.report"
