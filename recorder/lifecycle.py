@@ -37,6 +37,8 @@ from recorder.store import ConflictError, Event, RecordingRow, Store
 
 TICK = 0.1
 MAX_SPLIT_DURATION = 86400
+# Seconds between checks of the free disk space while recordings run.
+DISK_CHECK_INTERVAL = 1.0
 
 
 class LifecycleError(RecorderError):
@@ -124,6 +126,7 @@ class RecordingManager:
         self._running: dict[str, _Recording] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._node = layout.Node()
+        self._disk_checked = 0.0
 
     def _ensure_clock(self) -> None:
         # Started by the first request, on the loop the requests run on.
@@ -212,7 +215,9 @@ class RecordingManager:
     async def stop_recording(self, recording_id: str, failed: bool = False) -> dict[str, Any]:
         return self._stop(recording_id, failed)
 
-    def _stop(self, recording_id: str, failed: bool = False) -> dict[str, Any]:
+    def _stop(
+        self, recording_id: str, failed: bool = False, failure: str | None = None
+    ) -> dict[str, Any]:
         recording = self._running.get(recording_id)
         if recording is None:
             if self.store.get_recording(recording_id) is None:
@@ -222,7 +227,7 @@ class RecordingManager:
         for connection in recording.connections.values():
             if connection.state in ("recording", "blocked"):
                 # Split pieces finished while ending find the recording still listed.
-                self._end_connection(recording, connection)
+                self._end_connection(recording, connection, failure)
         del self._running[recording_id]
         stopped_at = time.time()
         info = self._recording_info(self.store.get_recording(recording_id) or recording.row)
@@ -327,16 +332,26 @@ class RecordingManager:
             raise LifecycleError(str(error)) from None
 
     def _check_disk(self) -> None:
-        directory = self.config.archive_dir
-        directory.mkdir(parents=True, exist_ok=True)
-        free = shutil.disk_usage(directory).free
-        if free < self.config.min_free_space:
-            raise LifecycleError(
-                f"{free} bytes free in the archive directory, below the configured minimum "
-                f"of {self.config.min_free_space}",
-                "INSUFFICIENT-DISK-SPACE",
-                507,
-            )
+        low = self._low_disk()
+        if low is not None:
+            raise LifecycleError(low, "INSUFFICIENT-DISK-SPACE", 507)
+
+    def _low_disk(self) -> str | None:
+        """Why there is not enough free space to record (None when there is)."""
+        for name in ("archive_dir", "archive_tmp_dir"):
+            directory = getattr(self.config, name)
+            directory.mkdir(parents=True, exist_ok=True)
+            free = self._free_space(directory)
+            if free < self.config.min_free_space:
+                return (
+                    f"{free} bytes free in {name}, below the configured minimum of "
+                    f"{self.config.min_free_space}"
+                )
+        return None
+
+    @staticmethod
+    def _free_space(directory: Path) -> int:
+        return shutil.disk_usage(directory).free
 
     async def _start_connection(self, recording: _Recording, spec: ConnectionSpec) -> None:
         row = recording.row
@@ -386,7 +401,11 @@ class RecordingManager:
             media=self._media_view(connection),
         )
 
-    def _end_connection(self, recording: _Recording, connection: _Connection) -> None:
+    def _end_connection(
+        self, recording: _Recording, connection: _Connection, failure: str | None = None
+    ) -> None:
+        """Finalize and move the connection's files. With `failure`, the finished file is
+        still documented and kept (it plays), but announced as failed with that reason."""
         row = recording.row
         cid = connection.spec.connection_id
         recorder = connection.recorder
@@ -420,13 +439,18 @@ class RecordingManager:
                     self._directory(row.id) / layout.archive_metadata_name(cid), doc
                 )
                 archive_id = self._ensure_archive_row(recording, connection)
+                event = (
+                    Event("archive.available", doc)
+                    if failure is None
+                    else Event("archive.failed", {**doc, "reason": failure})
+                )
                 self.store.update_archive(
                     archive_id,
-                    state="available",
+                    state="available" if failure is None else "failed",
                     size=single.size,
                     stopped_at=archive.stopped_at,
                     metadata=doc,
-                    events=[Event("archive.available", doc)],
+                    events=[event],
                 )
             if connection.pieces:
                 doc = layout.split_archive_end_metadata(
@@ -526,6 +550,15 @@ class RecordingManager:
 
     async def _tick(self, now: float) -> None:
         wall = time.time()
+        if self._running and now - self._disk_checked >= DISK_CHECK_INTERVAL:
+            self._disk_checked = now
+            low = self._low_disk()
+            if low is not None:
+                # Below the floor, every running archive is finalized while it still can be,
+                # and announced as failed.
+                for recording_id in list(self._running):
+                    self._stop(recording_id, failed=True, failure=low)
+                return
         for recording_id, recording in list(self._running.items()):
             if recording.expires_at is not None and wall >= recording.expires_at:
                 self._stop(recording_id)

@@ -281,3 +281,33 @@ def test_a_recording_left_running_is_recovered_from_its_temp_files(
     assert (directory / f"report-{rid}.json").exists()
     events = [event.type for event in manager.store.list_events(rid)]
     assert "archive.available" in events and events[-1] == "recording.report"
+
+
+def test_crossing_the_disk_floor_finalizes_running_archives_as_failed(tmp_path: Path) -> None:
+    manager = _manager(tmp_path)
+    free = {"bytes": 10 * 2**30}
+    manager._free_space = lambda directory: free["bytes"]  # type: ignore[method-assign]
+    manager.config.min_free_space = 2**30
+
+    async def scenario() -> str:
+        created = await manager.create_recording(
+            RecordingSpec("room", connections=[_vp8_opus("a")])
+        )
+        await _send(_ports(created["connections"][0]))
+        free["bytes"] = 2**20  # the disk fills up
+        await asyncio.sleep(1.5)
+        with pytest.raises(LifecycleError) as raised:
+            await manager.create_recording(RecordingSpec("other"))
+        assert raised.value.error_type == "INSUFFICIENT-DISK-SPACE"
+        return created["recording_id"]
+
+    rid = asyncio.run(scenario())
+    view = manager.get_recording(rid)
+    assert view["state"] == "failed"
+    [archive] = view["connections"][0]["archives"]
+    assert archive["state"] == "failed"
+    single = tmp_path / "archive" / rid / "archive-a.webm"
+    assert decode_errors(single) == ""  # finalized cleanly: it plays
+    events = manager.store.list_events(rid)
+    [failed] = [event for event in events if event.type == "archive.failed"]
+    assert "below the configured minimum" in failed.payload["reason"]
