@@ -10,6 +10,7 @@ pieces are moved as soon as each is complete.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,13 +43,19 @@ class PortPool:
         self._free = list(range(first, last, 2))
         self._used: set[int] = set()
 
-    def take(self) -> int:
-        """An even port P with P + 1 also reserved; `NoPortsAvailable` when none is left."""
-        if not self._free:
-            raise NoPortsAvailable("no RTP ports available in the configured range")
-        port = self._free.pop(0)
-        self._used.add(port)
-        return port
+    def take(self, host: str | None = None) -> int:
+        """An even port P with P + 1 also reserved; `NoPortsAvailable` when none is left.
+
+        With `host`, pairs that another process holds on that address are passed over (and
+        kept for later): the range is shared with whatever else runs on the machine.
+        """
+        for _ in range(len(self._free)):
+            port = self._free.pop(0)
+            if host is None or _bindable(host, port):
+                self._used.add(port)
+                return port
+            self._free.append(port)
+        raise NoPortsAvailable("no RTP ports available in the configured range")
 
     @property
     def free(self) -> int:
@@ -58,6 +65,17 @@ class PortPool:
         if port in self._used:
             self._used.remove(port)
             self._free.append(port)
+
+
+def _bindable(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for candidate in (port, port + 1):
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind((host, candidate))
+            except OSError:
+                return False
+    return True
 
 
 @dataclass(slots=True)
@@ -164,7 +182,7 @@ class ConnectionRecorder:
         sections = []
         try:
             for request in self._media:
-                port = self._ports_pool.take()
+                port = self._ports_pool.take(self._listen)
                 self.ports[request.kind] = port
                 sections.append(request.section(port))
             self._tmp_dir.mkdir(parents=True, exist_ok=True)
