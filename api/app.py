@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import UNAUTHORIZED, error_response, install_error_handlers
+from api.routes import install as install_routes
 from recorder import __version__
 from recorder.service import RecorderService, ServiceConfig
 
@@ -31,6 +32,9 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
 
     app = FastAPI(title="rtp-recorder", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
+    # Before the auth middleware, which then sits outside the body limit: an unauthenticated
+    # client is refused before its body is read.
+    install_routes(app)
     if config.api_token is not None:
         app.add_middleware(BearerAuth, token=config.api_token)
 
