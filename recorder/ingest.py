@@ -29,6 +29,8 @@ RECORDED_KINDS = ("audio", "video")
 AUXILIARY_ENCODINGS = {"RTX", "RED", "ULPFEC", "FLEXFEC-03", "TELEPHONE-EVENT", "CN"}
 # Distinct malformation reasons kept per route; the count of the rest is still exact.
 MAX_ERROR_REASONS = 32
+# Sender reports kept for SSRCs not seen yet on a shared port (bounded against floods).
+MAX_PENDING_REPORTS = 16
 # Seconds a recorded SSRC must have been silent before another SSRC on the route replaces it
 # (a sender restart, an SFU switching simulcast layers without rewriting the SSRC).
 SSRC_SWITCH_IDLE = 0.5
@@ -182,7 +184,16 @@ class MediaRoute:
 class Router:
     """Maps datagrams to the streams of one archive."""
 
-    __slots__ = ("_allowed", "_networks", "_routes", "_rtcp_ports", "routes", "unmatched")
+    __slots__ = (
+        "_allowed",
+        "_networks",
+        "_pending_reports",
+        "_routes",
+        "_rtcp_ports",
+        "_single",
+        "routes",
+        "unmatched",
+    )
 
     def __init__(
         self,
@@ -192,38 +203,59 @@ class Router:
         srtp: Mapping[int, Unprotector] | None = None,
         allow: Sequence[str] = (),
     ) -> None:
-        """`srtp` maps a media port to its SRTP session; `allow` lists addresses / CIDRs."""
+        """`srtp` maps a media port to its SRTP session; `allow` lists addresses / CIDRs.
+
+        Sections may share a port (audio and video of a connection on one port, as a bundled
+        transport sends them): their packets are told apart by payload type, their RTCP by SSRC.
+        """
         self.routes: list[MediaRoute] = []
-        self._routes: dict[int, MediaRoute] = {}
-        self._rtcp_ports: dict[int, MediaRoute] = {}
+        # port -> payload type -> route, and the fast path for a port with one route.
+        self._routes: dict[int, dict[int, MediaRoute]] = {}
+        self._single: dict[int, MediaRoute] = {}
+        self._rtcp_ports: dict[int, list[MediaRoute]] = {}
+        # Sender reports of an SSRC no stream has yet, on a shared port (FFmpeg sends its SRs
+        # before any RTP): applied when the stream starts.
+        self._pending_reports: dict[int, tuple[SenderReport, float]] = {}
         self.unmatched = 0
         self._networks = [ipaddress.ip_network(entry, strict=False) for entry in allow]
         self._allowed: dict[Any, bool] = {}  # per source host, decided once
         for section, rtp_format in sections:
             route = MediaRoute(section, rtp_format, archive, (srtp or {}).get(section.port))
             self.routes.append(route)
-            self._routes[section.port] = route
+            self._routes.setdefault(section.port, {})[rtp_format.payload_type] = route
             if not route.rtcp_mux:
-                self._rtcp_ports[route.rtcp_port] = route
+                self._rtcp_ports.setdefault(route.rtcp_port, []).append(route)
+        for port, by_type in self._routes.items():
+            if len(by_type) == 1:
+                self._single[port] = next(iter(by_type.values()))
 
     @property
     def ports(self) -> list[int]:
         """Every port the routes receive on: media ports, then separate RTCP ports."""
-        return [*self._routes, *self._rtcp_ports]
+        return [*self._routes, *(port for port in self._rtcp_ports if port not in self._routes)]
 
     def feed(self, port: int, data: bytes, arrival: float, source: Address | None = None) -> None:
         """Take one datagram that arrived on `port` at `arrival` (seconds, any one clock)."""
-        route = self._routes.get(port)
-        rtcp = route is None
-        if rtcp:
-            route = self._rtcp_ports.get(port)
-            if route is None:
-                self.unmatched += 1
-                return
+        route = self._single.get(port)
+        rtcp = False
+        if route is None:
+            by_type = self._routes.get(port)
+            if by_type is not None:
+                # The payload type is in the clear even in SRTP (RFC 3711 section 3.1).
+                route = by_type.get(data[1] & 0x7F) if len(data) > 1 else None
+                if route is None:
+                    route = next(iter(by_type.values()))
+            else:
+                shared = self._rtcp_ports.get(port)
+                if shared is None:
+                    self.unmatched += 1
+                    return
+                route = shared[0]
+                rtcp = True
         if source is not None and not self._admit(route, source, rtcp):
             return
         if rtcp or is_rtcp(data):
-            self._feed_rtcp(route, data, arrival)
+            self._feed_rtcp(self._rtcp_routes(port, route), data, arrival)
             return
         if route.srtp is not None:
             try:
@@ -241,7 +273,7 @@ class Router:
             return
         stream = route.stream
         if stream is None:
-            stream = route.start_stream(packet.ssrc)
+            stream = self._start_stream(route, packet.ssrc)
         elif packet.ssrc != stream.ssrc:
             if arrival - route.last_packet < SSRC_SWITCH_IDLE and not route.ended:
                 route.other_ssrcs += 1
@@ -252,9 +284,25 @@ class Router:
             route.track.rebase(arrival)
             route.ssrc_switches += 1
             route.ended = False
-            stream = route.start_stream(packet.ssrc)
+            stream = self._start_stream(route, packet.ssrc)
         route.last_packet = arrival
         stream.push(packet, arrival)
+
+    def _start_stream(self, route: MediaRoute, ssrc: int) -> InboundStream:
+        stream = route.start_stream(ssrc)
+        pending = self._pending_reports.pop(ssrc, None)
+        if pending is not None:
+            self._apply_report(route, *pending)
+        return stream
+
+    def _rtcp_routes(self, port: int, route: MediaRoute) -> list[MediaRoute]:
+        shared = self._rtcp_ports.get(port)
+        if shared is not None:
+            # A separate RTCP port: every route behind it learns where the sender's RTCP is.
+            for other in shared:
+                other.rtcp_source = route.rtcp_source
+            return shared
+        return list(self._routes[port].values())
 
     def _admit(self, route: MediaRoute, source: Address, rtcp: bool) -> bool:
         if self._networks:
@@ -291,7 +339,8 @@ class Router:
             return False
         return any(address in network for network in self._networks)
 
-    def _feed_rtcp(self, route: MediaRoute, data: bytes, arrival: float) -> None:
+    def _feed_rtcp(self, routes: list[MediaRoute], data: bytes, arrival: float) -> None:
+        route = routes[0]
         route.rtcp += 1
         if route.srtp is not None:
             try:
@@ -304,17 +353,31 @@ class Router:
         except MalformedPacket:
             route.rtcp_malformed += 1
             return
-        stream = route.stream
         for packet in packets:
             if isinstance(packet, SenderReport):
-                # An SR may come before the first RTP packet (FFmpeg sends one first).
-                if stream is None or packet.ssrc == stream.ssrc:
-                    route.track.on_sender_report(ntp_to_unix(packet.ntp), packet.rtp_timestamp)
-                    if route.reception is not None:
-                        route.reception.on_sender_report(packet.ntp, arrival)
-            elif isinstance(packet, Bye) and stream is not None and stream.ssrc in packet.ssrcs:
-                stream.flush()
-                route.ended = True
+                target = next(
+                    (r for r in routes if r.stream is not None and r.stream.ssrc == packet.ssrc),
+                    None,
+                )
+                if target is None and len(routes) == 1 and route.stream is None:
+                    target = route  # one route: an SR before the first RTP packet is its own
+                if target is None:
+                    if len(self._pending_reports) < MAX_PENDING_REPORTS:
+                        self._pending_reports[packet.ssrc] = (packet, arrival)
+                    continue
+                self._apply_report(target, packet, arrival)
+            elif isinstance(packet, Bye):
+                for target in routes:
+                    stream = target.stream
+                    if stream is not None and stream.ssrc in packet.ssrcs:
+                        stream.flush()
+                        target.ended = True
+
+    @staticmethod
+    def _apply_report(route: MediaRoute, report: SenderReport, arrival: float) -> None:
+        route.track.on_sender_report(ntp_to_unix(report.ntp), report.rtp_timestamp)
+        if route.reception is not None:
+            route.reception.on_sender_report(report.ntp, arrival)
 
     def tick(self, now: float) -> None:
         """Called by a clock: give up on reorder gaps that waited too long."""
@@ -334,17 +397,21 @@ def recorded_sections(
 ) -> list[tuple[MediaDescription, RtpFormat]]:
     """The audio / video sections of an SDP with the payload format each one records."""
     sections = []
-    ports = set()
+    types: set[tuple[int, int]] = set()
     for section in media:
         # RFC 3264 section 6: port 0 marks a rejected or disabled stream.
         if section.kind not in RECORDED_KINDS or section.port == 0:
             continue
-        if section.port in ports:
+        rtp_format = recorded_format(section)
+        # Sections may share a port (bundled) as long as payload types tell them apart.
+        key = (section.port, rtp_format.payload_type)
+        if key in types:
             raise UnsupportedError(
-                f"two media sections on port {section.port}: bundled media is not supported"
+                f"two media sections on port {section.port} record payload type "
+                f"{rtp_format.payload_type}: they cannot be told apart"
             )
-        ports.add(section.port)
-        sections.append((section, recorded_format(section)))
+        types.add(key)
+        sections.append((section, rtp_format))
     if not sections:
         raise UnsupportedError("the SDP has no audio or video section to record")
     return sections

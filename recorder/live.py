@@ -205,13 +205,13 @@ class LiveSession:
     def tick(self, now: float) -> None:
         router = self.router
         router.tick(now)
-        for route in router.routes:
+        for number, route in enumerate(router.routes):
             stream = route.stream
             if stream is None or route.ended:
                 continue
-            feedback = self._feedback.get(route.port)
+            feedback = self._feedback.get(number)
             if feedback is None:
-                feedback = self._feedback[route.port] = _Feedback(
+                feedback = self._feedback[number] = _Feedback(
                     route, self._ssrc, self._keyframe_interval
                 )
             addresses = route.feedback_addresses()
@@ -236,9 +236,9 @@ class LiveSession:
     def stats(self) -> list[dict[str, object]]:
         """Per stream counters, readable while recording."""
         streams = []
-        for route in self.router.routes:
+        for number, route in enumerate(self.router.routes):
             stats = route.stats()
-            feedback = self._feedback.get(route.port)
+            feedback = self._feedback.get(number)
             stats["plis_sent"] = feedback.plis_sent if feedback else 0
             stats["firs_sent"] = feedback.firs_sent if feedback else 0
             streams.append(stats)

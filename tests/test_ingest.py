@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import struct
+import tempfile
 from itertools import pairwise
+from pathlib import Path
+
+import pytest
 
 from recorder.archive import Archive
+from recorder.errors import UnsupportedError
 from recorder.ingest import Router, recorded_sections
 from recorder.rtcp import bye, unix_to_ntp
 from recorder.rtp import RtpPacket
@@ -15,6 +20,14 @@ from tests.judges import FIXTURES
 from tests.test_archive import RecordingWriter
 
 SENDER = ("127.0.0.1", 40000)
+
+
+def tmp_sdp(text: str) -> Path:
+    path = Path(tempfile.mkdtemp()) / "session.sdp"
+    path.write_text(text)
+    return path
+
+
 VIDEO_PORT = 5004
 
 
@@ -116,3 +129,30 @@ def test_allow_list_is_checked_before_the_latch() -> None:
     assert route.denied == 5 and route.foreign == 0
     assert route.source == ("192.0.2.9", 5000)
     assert route.stream is not None and route.stream.packets == 5
+
+
+def test_audio_and_video_on_one_port_are_told_apart_by_payload_type() -> None:
+    # A bundled transport: both m= sections on one port (rtcp-mux), as an SFU may forward.
+    text = (FIXTURES / "gst.sdp").read_text().replace("m=audio 5006", "m=audio 5004")
+    text = text.replace("VP8/90000", "VP8/90000\r\na=rtcp-mux") + "a=rtcp-mux\r\n"
+    sdp = tmp_sdp(text)
+    writer = RecordingWriter()
+    router = Router(recorded_sections(load_sdp(sdp).media), Archive([writer]))
+    assert router.ports == [5004]
+    items = [(t, data) for t, _, _, port, data in capture_datagrams(FIXTURES / "gst.pcap")
+             if port in (5004, 5006)]  # fmt: skip
+    for arrival, data in items:
+        router.feed(5004, data, arrival, SENDER)
+    router.flush()
+    video, audio = router.routes
+    assert (video.stream.packets, audio.stream.packets) == (173, 200)  # type: ignore[union-attr]
+    assert video.other_payload_types == audio.other_payload_types == 0
+    assert {track for track, _, _ in writer.written} == {1, 2}
+
+
+def test_sections_with_one_port_and_one_payload_type_are_refused() -> None:
+    text = (FIXTURES / "gst.sdp").read_text()
+    text = text.replace("m=audio 5006 RTP/AVP 111", "m=audio 5004 RTP/AVP 96")
+    text = text.replace("a=rtpmap:111 opus/48000/2", "a=rtpmap:96 opus/48000/2")
+    with pytest.raises(UnsupportedError, match="cannot be told apart"):
+        recorded_sections(load_sdp(tmp_sdp(text)).media)
