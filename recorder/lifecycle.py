@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder import layout
+from recorder.codecs import DEPACKETIZERS
 from recorder.connection import (
     ConnectionRecorder,
     FinishedFile,
@@ -32,6 +33,7 @@ from recorder.connection import (
 )
 from recorder.errors import NoMediaError, RecorderError, SdpError, UnsupportedError
 from recorder.ids import InvalidIdError, new_recording_id, validate_id
+from recorder.live import srtp_sessions
 from recorder.mux import WRITERS, writer_class
 from recorder.store import ConflictError, Event, RecordingRow, Store
 
@@ -127,6 +129,8 @@ class RecordingManager:
         self._ticker: asyncio.Task[None] | None = None
         self._node = layout.Node()
         self._disk_checked = 0.0
+        # Counters of connections that ended, so the *_total metrics never go down.
+        self._finished_totals: dict[str, float] = {}
 
     def _ensure_clock(self) -> None:
         # Started by the first request, on the loop the requests run on.
@@ -295,15 +299,15 @@ class RecordingManager:
             "srtp_failures_total": 0,
             "ports_free": self.ports.free,
         }
+        for name, value in self._finished_totals.items():
+            totals[name] += value
         for recording in self._running.values():
             for connection in recording.connections.values():
                 if connection.recorder is None or connection.state != "recording":
                     continue
                 totals["connections_recording"] += 1
-                for stats in connection.recorder.stats():
-                    for name in ("packets", "bytes", "lost", "frames", "dropped_frames"):
-                        totals[f"{name}_total"] += int(stats.get(name) or 0)
-                    totals["srtp_failures_total"] += int(stats.get("srtp_failures") or 0)
+                for name, value in _counter_totals(connection.recorder.stats()).items():
+                    totals[name] += value
         return totals
 
     # -- connections ------------------------------------------------------------------------
@@ -323,9 +327,19 @@ class RecordingManager:
                     "H.265 can be recorded to MP4 only", "WEBM-H265-UNSUPPORTED", 400
                 )
             try:
-                request.section(0)
-            except UnsupportedError as error:
+                section = request.section(0)
+                # Keys are checked now, before anything is stored or bound.
+                srtp_sessions([section])
+            except (UnsupportedError, SdpError) as error:
                 raise LifecycleError(str(error)) from None
+            except RecorderError as error:  # SrtpKeyError: a bad suite or key
+                raise LifecycleError(str(error)) from None
+            kind = DEPACKETIZERS[request.codec.upper()].kind
+            if kind != request.kind:
+                raise LifecycleError(
+                    f"connection {spec.connection_id!r}: {request.codec} is a {kind} codec, "
+                    f"given as {request.kind}"
+                )
         try:
             writer_class(container).check_codecs([r.codec.upper() for r in media])
         except UnsupportedError as error:
@@ -430,6 +444,8 @@ class RecordingManager:
                                 )
                             ],
                         )
+            for name, value in _counter_totals(recorder.stats()).items():
+                self._finished_totals[name] = self._finished_totals.get(name, 0) + value
             if single is not None:
                 archive = self._archive_info(recorder, connection, single, None)
                 connection.single = archive
@@ -578,7 +594,9 @@ class RecordingManager:
         if recording is None:
             if self.store.get_recording(recording_id) is None:
                 raise _not_found("recording", recording_id)
-            raise LifecycleError(f"recording {recording_id} is not running", status=409)
+            raise LifecycleError(
+                f"recording {recording_id} is not running", "RECORDING-NOT-RUNNING", 409
+            )
         return recording
 
     def _directory(self, recording_id: str) -> Path:
@@ -707,6 +725,16 @@ class RecordingManager:
                 for connection in self.store.list_connections(row.id)
             ],
         }
+
+
+COUNTERS = ("packets", "bytes", "lost", "frames", "dropped_frames", "srtp_failures")
+
+
+def _counter_totals(streams: list[dict[str, object]]) -> dict[str, float]:
+    return {
+        f"{name}_total": float(sum(int(str(s.get(name) or 0)) for s in streams))
+        for name in COUNTERS
+    }
 
 
 def _valid_id(value: str, what: str) -> str:

@@ -149,6 +149,24 @@ def test_two_connections_one_leaving_early_dual_output(tmp_path: Path) -> None:
             "INVALID-PARAMETER",
         ),
         (RecordingSpec("r", connections=[_vp8_opus("c"), _vp8_opus("c")]), "CONNECTION-EXISTS"),
+        (
+            RecordingSpec("r", connections=[ConnectionSpec("c", audio=MediaSpec("VP8", 96))]),
+            "INVALID-PARAMETER",
+        ),
+        (
+            RecordingSpec(
+                "r",
+                connections=[
+                    ConnectionSpec(
+                        "c",
+                        video=MediaSpec(
+                            "VP8", 96, srtp_suite="AES_CM_128_HMAC_SHA1_80", srtp_key="c2hvcnQ="
+                        ),
+                    )
+                ],
+            ),
+            "INVALID-PARAMETER",
+        ),
     ],
 )
 def test_bad_requests_are_refused_with_their_error_type(
