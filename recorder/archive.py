@@ -143,6 +143,11 @@ class Archive:
         """Arrival time of the first frame of any track: the timeline's origin, roughly."""
         return self._first_arrival
 
+    def largest_picture(self) -> tuple[int, int]:
+        """The largest video picture seen so far, (0, 0) before any."""
+        sizes = [(t.max_width, t.max_height) for t in self._inputs if t.max_width]
+        return max(sizes, default=(0, 0))
+
     @property
     def newest_us(self) -> int:
         """Media time of the newest frame queued, in microseconds on the archive's timeline."""

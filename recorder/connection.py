@@ -236,6 +236,10 @@ class ConnectionRecorder:
         at = self._last_keyframe_at
         return None if at is None else round(now - at, 1)
 
+    def largest_picture(self) -> tuple[int, int]:
+        """The largest video picture recorded so far, (0, 0) before any."""
+        return self._archive.largest_picture() if self._archive is not None else (0, 0)
+
     @property
     def archive_started(self) -> bool:
         return self._archive is not None and self._archive.started

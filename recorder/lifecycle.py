@@ -167,6 +167,14 @@ class RecordingManager:
         for connection in spec.connections:
             self._check_connection(connection, container)
         self._check_disk()
+        needed = sum(len(_media_requests(c)) for c in spec.connections if not c.recording_block)
+        if needed > self.ports.free:
+            # Checked before the recording is stored, so a refusal leaves nothing behind.
+            raise LifecycleError(
+                f"{needed} RTP port pairs needed, {self.ports.free} free",
+                "NO-PORTS-AVAILABLE",
+                503,
+            )
         now = time.time()
         recording_id = new_recording_id()
         try:
@@ -631,6 +639,11 @@ class RecordingManager:
         for track in finished.tracks:
             if track.get("kind") == "video" and track.get("width"):
                 width, height = track["width"], track["height"]
+        if width is None and spec.video is not None:
+            # A split piece: the largest picture of the connection so far.
+            largest = recorder.largest_picture()
+            if largest[0]:
+                width, height = largest
         return layout.ArchiveInfo(
             connection=layout.ConnectionInfo(
                 spec.connection_id,

@@ -78,8 +78,10 @@ def _webm_segment_size_field(data: bytes) -> tuple[int, int] | None:
 
 
 def _mp4_length(data: bytes) -> int:
+    # Only a file with at least one whole fragment holds media: headers alone are not kept.
     offset = 0
     good = 0
+    fragments = 0
     pending_moof = False
     while offset + 8 <= len(data):
         size, kind = struct.unpack_from(">I4s", data, offset)
@@ -96,13 +98,14 @@ def _mp4_length(data: bytes) -> int:
         elif kind == b"mdat" and pending_moof:
             pending_moof = False
             good = offset + size
+            fragments += 1
         elif kind in _MP4_KEEP:
             if not pending_moof:
                 good = offset + size
         else:
             break  # a 'free' box is a fragment that was never committed
         offset += size
-    return good
+    return good if fragments else 0
 
 
 def _read_id(data: bytes, offset: int) -> tuple[int, int]:

@@ -401,6 +401,11 @@ def test_two_connections_split_dual_one_leaving_early_and_one_blocked(server: Se
     assert again.status_code == 202 and again.json()["state"] == "stopped"
     assert archiving_of(server, rid) == []
 
+    # Seed 000's split-archive metadata carries the picture size as the single archive's does.
+    for piece in sorted(directory.glob("split-archive-*_*.json")):
+        doc = json.loads(piece.read_text())
+        assert (doc.get("video_width"), doc.get("video_height")) == (320, 240), piece.name
+
 
 # --------------------------------------------------------------------------- 2: expire_time
 
@@ -535,6 +540,10 @@ def test_kill_9_mid_recording_then_restart_recovers_the_files(tmp_path: Path) ->
             listed = {a["filename"]: a["state"] for a in connection["archives"]}
             assert listed[single.name] == "recovered"
             assert files_under(serve.tmp_dir / rid) == [], "temp files left after recovery"
+            # A recovered file has media: a piece that had no complete fragment when the
+            # process died is dropped (as WebM's is), not kept as a header-only file.
+            for path in media:
+                assert framemd5(path, "video")[0], f"{path.name}: recovered without a frame"
 
         # The crashed recording no longer holds its channel.
         again = serve.create({"channel_id": "e2e-crash-webm", "connections": []})
@@ -700,6 +709,9 @@ def test_hostile_requests_against_a_running_recording(server: Serve) -> None:
     full = server.create({"channel_id": "e2e-crowd", "connections": crowd[:-1]})
     assert len({c["video"]["port"] for c in full["connections"]}) == pairs // 2
     server.stop_recording(full["recording_id"])
+    # The refused request left no recording (nor report) behind.
+    crowds = server.request("GET", "/v1/recordings", params={"channel_id": "e2e-crowd"}).json()
+    assert [r["recording_id"] for r in crowds] == [full["recording_id"]], crowds
     assert server.get(rid)["connections"] == []
     assert sorted(path.name for path in (server.archive_dir / rid).iterdir()) == [
         f"report-{rid}.json"
