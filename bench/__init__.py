@@ -1,0 +1,1 @@
+"""rtp-recorder's benchmark (see bench/README.md); never imported by the tests."""

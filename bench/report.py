@@ -1,0 +1,164 @@
+"""bench/results/latest.md from latest.json: one table per part, its machine and command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _machine(result: dict[str, Any]) -> str:
+    m = result.get("machine", {})
+    dirty = m.get("recorder_files_modified", 0)
+    tree = f"commit {m.get('commit')}" + (
+        f" + {dirty} uncommitted file(s) in recorder/ and api/" if dirty else ""
+    )
+    return (
+        f"{m.get('cpu')} x{m.get('cores')}, {m.get('memory_gib')} GiB, {m.get('os')}, "
+        f"kernel {m.get('kernel')}, Python {m.get('python')}, {m.get('gstreamer')}, "
+        f"{m.get('ffmpeg')}; {tree}; "
+        f"load average at start {' '.join(m.get('loadavg_at_start', []))}"
+    )
+
+
+def _head(title: str, result: dict[str, Any]) -> list[str]:
+    return [
+        f"## {title}",
+        "",
+        f"`{result.get('command')}` — {result.get('started')}, {result.get('elapsed_s')} s"
+        + (" (quick smoke run)" if result.get("quick") else ""),
+        "",
+        f"Machine: {_machine(result)}",
+        "",
+    ]
+
+
+def offline_md(result: dict[str, Any]) -> list[str]:
+    lines = _head("Offline: CPU per RTP packet, `convert` vs GStreamer", result)
+    lines += [
+        "Inputs: "
+        + "; ".join(
+            f"{name} {facts['seconds']} s, {facts['packets']} packets, {facts['kbit_s']} kbit/s"
+            for name, facts in result["inputs"].items()
+        ),
+        "",
+        "| pair | ours µs/pkt | GStreamer µs/pkt | ratio (marginal) | ratio (whole process) "
+        "| target ≤ 1.5x |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for ratio in result["ratios"]:
+        verdict = "met" if ratio["meets_target"] else f"missed, {ratio['missed_by']}"
+        lines.append(
+            f"| {ratio['pair']} | {ratio['ours_us']} | {ratio['gstreamer_us']} | "
+            f"{ratio['ratio_marginal']}x | {ratio['ratio_total']}x | {verdict} |"
+        )
+    lines += [
+        "",
+        "| tool | pair | median CPU s | start-up CPU s | µs/pkt marginal | µs/pkt whole "
+        "| wall s | max RSS MB | output |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in result["rows"]:
+        lines.append(
+            f"| {row['tool']} | {row['pair']} | {row['cpu_s_median']} | "
+            f"{row['startup_cpu_s_median']} | {row['us_per_packet_marginal']} | "
+            f"{row['us_per_packet_total']} | {row['wall_s_median']} | {row['max_rss_mb']} | "
+            f"{row['output']} |"
+        )
+    lines += ["", "Pipelines:", ""]
+    lines += [f"- {row['tool']} {row['pair']}: `{row['pipeline']}`" for row in result["rows"]]
+    lines.append("")
+    return lines
+
+
+def profile_md(result: dict[str, Any]) -> list[str]:
+    lines = _head("Profile of `convert` (cProfile, own time per packet)", result)
+    for run in result["runs"]:
+        lines += [
+            f"**{run['capture']}** ({run['packets']} packets, {run['profiled_cpu_s']} s CPU "
+            "under cProfile, which roughly doubles it)",
+            "",
+            "| function | own µs/pkt | cumulative µs/pkt | calls/pkt | share |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for entry in run["top"]:
+            lines.append(
+                f"| `{entry['function']}` | {entry['own_us_per_packet']} | "
+                f"{entry['cumulative_us_per_packet']} | {entry['calls_per_packet']} | "
+                f"{entry['share'] * 100:.1f}% |"
+            )
+        lines.append("")
+    return lines
+
+
+def stop_md(result: dict[str, Any]) -> list[str]:
+    lines = _head("Stop latency: stop request → archive file and its JSON in archive_dir", result)
+    lines += [
+        f"Media fed faster than real time through the API: {result.get('feeding')}",
+        "",
+        "| media | packets | fed in s | lost | file MB | stop → files (median) | runs "
+        "| stop response | target ≤ 200 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in result["rows"]:
+        verdict = "met" if row["meets_target"] else f"missed by {row['missed_by_ms']} ms"
+        lines.append(
+            f"| {row['label']} | {row['packets_sent']} | {row['feed_s']} | {row['lost']} | "
+            f"{row['file_mb']} | {row['latency_ms_median']} ms | "
+            f"{', '.join(str(v) for v in row['latency_ms_runs'])} | "
+            f"{row['response_ms_median']} ms | {verdict} |"
+        )
+    lines.append("")
+    return lines
+
+
+def live_md(result: dict[str, Any]) -> list[str]:
+    lines = _head("Live: N concurrent VP8+Opus connections in real time into `serve`", result)
+    lines += [
+        f"{result.get('method')}",
+        "",
+        "| N | pkts/s | sent | recorded | socket drops | RcvbufErrors Δ | recorder lost "
+        "| recorder CPU | µs/pkt | RSS MB | RSS/conn MB | sender CPU | sender late s "
+        "| zero loss |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in result["rows"]:
+        lines.append(
+            f"| {row['connections']} | {row['packets_per_s']} | {row['sent']} | "
+            f"{row['recorded']} | {row['socket_drops']} | {row['rcvbuf_errors']} | "
+            f"{row['recorder_lost']} | "
+            f"{row['recorder_cpu_pct']}% | {row['recorder_us_per_packet']} | {row['rss_mb']} | "
+            f"{row['rss_mb_per_connection']} | {row['sender_cpu_pct']}% | "
+            f"{row['sender_max_late_s']} | "
+            f"{'yes' if row['zero_loss'] else 'no'} |"
+        )
+    lines += [
+        "",
+        f"Largest N with zero loss: **{result.get('largest_zero_loss')}** "
+        f"(target ≥ 500: {result.get('target_verdict')}).",
+        "",
+    ]
+    return lines
+
+
+SECTIONS = {
+    "offline": offline_md,
+    "stop": stop_md,
+    "live": live_md,
+    "profile": profile_md,
+}
+
+
+def markdown(latest: dict[str, Any]) -> str:
+    lines = [
+        "# rtp-recorder benchmark: latest results",
+        "",
+        "Generated by `bench/run.py` from `latest.json`; see `bench/README.md` for the method.",
+        "",
+    ]
+    for part, render in SECTIONS.items():
+        if part in latest:
+            lines += render(latest[part])
+    return "\n".join(lines)
+
+
+def summary(part: str, result: dict[str, Any]) -> str:
+    return "\n".join(SECTIONS[part](result))
