@@ -9,6 +9,7 @@ gets its report and ends as "recovered".
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 import time
@@ -191,8 +192,18 @@ def _recover_recording(
             continue
         archives += _recover_archive(store, info, archive, connections, archive_dir, node)
     for cid, connection in connections.items():
-        if connection.state != "ended":
-            store.set_connection_state(row.id, cid, "ended", ended_at=now)
+        if connection.state == "ended":
+            continue
+        events = []
+        pieces = [a for a in archives if a.is_split and a.connection.connection_id == cid]
+        if pieces:
+            # The series ended with the process: its end document, as a stop would write.
+            end = layout.split_archive_end_metadata(info, pieces, archive_dir, node)
+            path = layout.recording_dir(archive_dir, row.id) / layout.split_archive_end_name(cid)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            layout.write_json_atomically(path, end)
+            events.append(Event("split-archive.end", end))
+        store.set_connection_state(row.id, cid, "ended", ended_at=now, events=events)
     directory = layout.recording_dir(archive_dir, row.id)
     directory.mkdir(parents=True, exist_ok=True)
     doc = layout.report(info, archives, archive_dir, node)
@@ -225,6 +236,14 @@ def _recover_archive(
     os.replace(temp, final)
     layout.fsync_directory(final.parent)
     recovered = _info(archive, connections, "recovered", size=length, stopped_at=stopped_at)
+    # The picture size is not in the store; a finished piece of the connection documented it.
+    for other in store.list_archives(info.recording_id):
+        doc = other.metadata if isinstance(other.metadata, dict) else {}
+        if other.connection_id == archive.connection_id and doc.get("video_width"):
+            recovered = dataclasses.replace(
+                recovered, video_width=doc["video_width"], video_height=doc["video_height"]
+            )
+            break
     doc = layout.archive_metadata(info, recovered, archive_dir, node)
     if archive.kind == "split":
         name = layout.split_archive_metadata_name(archive.connection_id, archive.split_index or 1)

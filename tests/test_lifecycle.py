@@ -299,6 +299,10 @@ def test_a_recording_left_running_is_recovered_from_its_temp_files(
     assert (directory / f"report-{rid}.json").exists()
     events = [event.type for event in manager.store.list_events(rid)]
     assert "archive.available" in events and events[-1] == "recording.report"
+    # The split series that the crash ended gets its end document too.
+    assert "split-archive.end" in events
+    end = json.loads((directory / "split-archive-end-a.json").read_text())
+    assert int(end["split_last_index"]) >= 1
 
 
 def test_crossing_the_disk_floor_finalizes_running_archives_as_failed(tmp_path: Path) -> None:

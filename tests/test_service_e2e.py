@@ -524,7 +524,7 @@ def test_kill_9_mid_recording_then_restart_recovers_the_files(tmp_path: Path) ->
             names = sorted(path.name for path in directory.iterdir())
             media = [single, *pieces]
             assert names == sorted(
-                [f"report-{rid}.json"]
+                [f"report-{rid}.json", f"split-archive-end-{cid}.json"]
                 + [path.name for path in media]
                 + [path.with_suffix(".json").name for path in media]
             )
