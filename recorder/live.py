@@ -154,11 +154,7 @@ class LiveSession:
         allow: Sequence[str] = (),
         keyframe_interval: float = DEFAULT_KEYFRAME_INTERVAL,
     ) -> None:
-        low, high = KEYFRAME_INTERVAL_RANGE
-        if not low <= keyframe_interval <= high:
-            raise RecorderError(
-                f"keyframe interval {keyframe_interval:g} s is outside {low:g}-{high:g} s"
-            )
+        check_keyframe_interval(keyframe_interval)
         self.router = Router(sections, archive, srtp=srtp_sessions(sections), allow=allow)
         self._listen = listen
         self._keyframe_interval = keyframe_interval
@@ -260,11 +256,7 @@ class LiveRecording:
     ) -> None:
         from recorder.convert import container_for
 
-        low, high = KEYFRAME_INTERVAL_RANGE
-        if not low <= keyframe_interval <= high:
-            raise RecorderError(
-                f"keyframe interval {keyframe_interval:g} s is outside {low:g}-{high:g} s"
-            )
+        check_keyframe_interval(keyframe_interval)
         self.output = Path(output)
         self.container = container_for(self.output, format_name)
         self._writer_cls = writer_class(self.container)
@@ -335,6 +327,12 @@ class LiveRecording:
                 "internal_errors": session.internal_errors,
             },
         }
+
+
+def check_keyframe_interval(seconds: float) -> None:
+    low, high = KEYFRAME_INTERVAL_RANGE
+    if not low <= seconds <= high:
+        raise RecorderError(f"keyframe interval {seconds:g} s is outside {low:g}-{high:g} s")
 
 
 def _bind(host: str, port: int) -> socket.socket:
