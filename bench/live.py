@@ -10,8 +10,12 @@ Measured over the sending window: packets sent and counted by the recorder (per-
 `packets` and `lost` of `GET /v1/recordings/{id}`), drops of the recorder's sockets (the drops
 column of /proc/net/udp for its ports, which also shows in /proc/net/snmp `RcvbufErrors`; that
 system-wide delta is given too), recorder CPU (/proc/<pid>/stat) and RSS (/proc/<pid>/statm)
-before the recordings exist and while they run. The steps stop at the first N with loss, and
-the midpoint between the last clean and the first lossy N is tried once.
+before the recordings exist and while they run. After the send, the recorder's counters are
+read until two reads 0.5 s apart agree (what it had queued is worked through). The steps stop
+at the first N with loss (or a sender more than 0.25 s behind schedule), then the largest
+clean N is bisected down to 10 connections.
+
+`soak` is one such step held for 10 minutes, for RSS over time.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ GROUP_SPACING = 0.1  # seconds between the start offsets of the groups
 PER_RECORDING = 100
 PORT_RANGE = (10000, 16999)
 TARGET_CONNECTIONS = 500
+SENDER_PORTS = (18000, 19998)
+DRAIN_LIMIT = 15.0  # seconds the recorder gets to work through its queues after the send
+BISECT_STEP = 10  # the search for the largest clean N stops at this resolution
+SOAK_SECONDS = 600.0
 LATE_LIMIT = 0.25  # seconds behind schedule the sender may fall before a step is void
 
 
@@ -50,6 +58,27 @@ def socket_drops(first: int, last: int) -> int:
     return total
 
 
+def bind_pair() -> tuple[socket.socket, socket.socket]:
+    """Non-blocking UDP sockets on 127.0.0.1 ports P (even) and P + 1, P in SENDER_PORTS."""
+    for _ in range(200):
+        port = random.randrange(*SENDER_PORTS, 2)
+        pair = []
+        try:
+            for candidate in (port, port + 1):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                pair.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+                sock.bind(("127.0.0.1", candidate))
+                sock.setblocking(False)
+        except OSError:
+            for sock in pair:
+                sock.close()
+            continue
+        return pair[0], pair[1]
+    raise RuntimeError("no free sender port pair")
+
+
 class Sender:
     """Real-time replay of one connection's timeline to many connections."""
 
@@ -57,14 +86,13 @@ class Sender:
         self, ports: list[tuple[str, int, int]], events: list[tuple[float, int, bytes]]
     ) -> None:
         self.events = events
-        self.socks = {}
+        self.socks: dict[int, socket.socket] = {}
+        self.rtcp_socks: list[socket.socket] = []
         for kind in (VIDEO, AUDIO):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # RTCP back
-            sock.bind(("127.0.0.1", 0))
-            sock.setblocking(False)
-            self.socks[kind] = sock
+            # The recorder sends RTCP to the source port + 1: both are ours, and read.
+            rtp, rtcp = bind_pair()
+            self.socks[kind] = rtp
+            self.rtcp_socks += [rtp, rtcp]
         used: set[int] = set()
         self.groups: list[list[tuple[bytes, bytes, tuple[str, int], tuple[str, int]]]] = [
             [] for _ in range(GROUPS)
@@ -86,7 +114,7 @@ class Sender:
         self.feedback = 0
 
     def _drain(self) -> None:
-        for sock in self.socks.values():
+        for sock in self.rtcp_socks:
             while True:
                 try:
                     sock.recv(2048)
@@ -149,8 +177,17 @@ class Sender:
 
     def close(self) -> None:
         self._drain()
-        for sock in self.socks.values():
+        for sock in self.rtcp_socks:
             sock.close()
+
+
+def recorded_totals(service: Service, recordings: list[dict]) -> dict[str, int]:
+    totals = {"packets": 0, "lost": 0, "frames": 0, "dropped_frames": 0}
+    for recording in recordings:
+        counters = stream_counters(service.get(recording["recording_id"]))
+        for name in totals:
+            totals[name] += counters[name]
+    return totals
 
 
 def step(
@@ -180,15 +217,19 @@ def step(
         wall = sender.run(sample)
         self_after = resource.getrusage(resource.RUSAGE_SELF)
         sample()
-        time.sleep(1.0)  # the recorder drains its queues
+        # The recorder works through what is queued: counted until two reads agree.
+        drained = time.perf_counter()
+        totals = recorded_totals(service, recordings)
+        while time.perf_counter() - drained < DRAIN_LIMIT:
+            time.sleep(0.5)
+            again = recorded_totals(service, recordings)
+            if again == totals:
+                break
+            totals = again
+        drain_s = time.perf_counter() - drained
         sender.close()
         drops = socket_drops(*PORT_RANGE) - drops_before
         kernel_after = udp_counters()
-        totals = {"packets": 0, "lost": 0, "frames": 0, "dropped_frames": 0}
-        for recording in recordings:
-            counters = stream_counters(service.get(recording["recording_id"]))
-            for name in totals:
-                totals[name] += counters[name]
         stopped = time.perf_counter()
         for recording in recordings:
             service.stop(recording["recording_id"])
@@ -197,6 +238,8 @@ def step(
     start_t, start_cpu, _ = samples[0]
     end_t, end_cpu, _ = samples[-1]
     rss = [kb for _, _, kb in samples]
+    warm_up = min(60.0, (end_t - start_t) / 4)
+    warm = next(i for i, (t, _, _) in enumerate(samples) if t - start_t >= warm_up)
     cpu = end_cpu - start_cpu
     sender_cpu = (self_after.ru_utime + self_after.ru_stime) - (
         self_before.ru_utime + self_before.ru_stime
@@ -225,11 +268,18 @@ def step(
         "rss_idle_mb": round(rss_idle / 1024, 1),
         "rss_ready_mb": round(rss_ready / 1024, 1),
         "rss_mb_per_connection": round((max(rss) - rss_idle) / 1024 / connections, 3),
-        "rss_growth_mb": round((rss[-1] - rss[min(5, len(rss) - 1)]) / 1024, 1),
+        # From a quarter of the run (at most a minute in) to its end: after the warm-up.
+        "rss_growth_mb": round((rss[-1] - rss[warm]) / 1024, 1),
+        "rss_growth_from_s": round(samples[warm][0] - start_t),
         "sender_cpu_pct": round(sender_cpu / wall * 100, 1),
         "sender_max_late_s": round(sender.max_late, 3),
         "sender_kept_up": sender.max_late <= LATE_LIMIT,
         "create_s": round(create_s, 2),
+        "drain_s": round(drain_s, 1),
+        "rss_series_mb": [
+            [round(t - start_t), round(kb / 1024, 1)]
+            for t, _, kb in samples[:: max(1, len(samples) // 20)]
+        ],
         "stop_all_s": round(stop_s, 2),
         "feedback_packets": sender.feedback,
         "zero_loss": zero_loss,
@@ -258,14 +308,15 @@ def run(
             f"{row['recorder_cpu_pct']}% ({row['recorder_us_per_packet']} us/pkt), RSS "
             f"{row['rss_mb']} MB, sender late {row['sender_max_late_s']} s"
         )
-        if not row["zero_loss"] or not row["sender_kept_up"]:
-            good = [r["connections"] for r in rows if r["zero_loss"] and r["sender_kept_up"]]
-            if good:
-                middle = (max(good) + n) // 2
-                if middle not in tried and middle > max(good):
-                    plan = [middle]
-                    continue
-            plan = []
+        clean = [r["connections"] for r in rows if r["zero_loss"] and r["sender_kept_up"]]
+        lossy = [r["connections"] for r in rows if r["connections"] not in clean]
+        if lossy:
+            # Past the limit: the larger steps are skipped; bisect between the largest clean
+            # N below the smallest lossy one and that one.
+            high = min(lossy)
+            low = max((c for c in clean if c < high), default=0)
+            middle = (low + high) // 2
+            plan = [middle] if low and high - low > BISECT_STEP and middle not in tried else []
     clean = [r["connections"] for r in rows if r["zero_loss"] and r["sender_kept_up"]]
     largest = max(clean) if clean else 0
     rows.sort(key=lambda r: r["connections"])

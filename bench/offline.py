@@ -133,7 +133,9 @@ def run(captures: dict[str, Capture], runs: int, log: Any = print) -> dict[str, 
             "tool": variant.tool,
             "pipeline": shlex.join(
                 command(variant, capture, Path(capture.pcap).name, Path(f"out.{variant.container}"))
-            ).replace(shlex.join(recorder_command()), "rtp-recorder"),
+            )
+            .replace(shlex.join(recorder_command()), "rtp-recorder")
+            .replace(capture.sdp, Path(capture.sdp).name),
             "packets": capture.packets,
             "runs": runs,
             "cpu_s_median": round(full, 4),

@@ -94,17 +94,18 @@ def stop_md(result: dict[str, Any]) -> list[str]:
     lines += [
         f"Media fed faster than real time through the API: {result.get('feeding')}",
         "",
-        "| media | packets | fed in s | lost | file MB | stop → files (median) | runs "
-        "| stop response | target ≤ 200 ms |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| media | packets | fed in s | lost | file MB, s | stop → files (median) | runs "
+        "| stop → archive.available | stop response | after os.sync() | target ≤ 200 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in result["rows"]:
         verdict = "met" if row["meets_target"] else f"missed by {row['missed_by_ms']} ms"
         lines.append(
             f"| {row['label']} | {row['packets_sent']} | {row['feed_s']} | {row['lost']} | "
-            f"{row['file_mb']} | {row['latency_ms_median']} ms | "
+            f"{row['file_mb']}, {row.get('file_duration_s')} | {row['latency_ms_median']} ms | "
             f"{', '.join(str(v) for v in row['latency_ms_runs'])} | "
-            f"{row['response_ms_median']} ms | {verdict} |"
+            f"{row.get('event_ms_median')} ms | {row['response_ms_median']} ms | "
+            f"{row.get('latency_ms_after_sync')} ms | {verdict} |"
         )
     lines.append("")
     return lines
@@ -139,10 +140,35 @@ def live_md(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def soak_md(result: dict[str, Any]) -> list[str]:
+    lines = _head("Soak: RSS of `serve` over a long live run", result)
+    [row] = result["rows"]
+    series = ", ".join(f"{t} s: {mb}" for t, mb in row["rss_series_mb"])
+    minutes = (result["seconds_per_step"] - row["rss_growth_from_s"]) / 60
+    growth = row["rss_growth_mb"] / row["connections"] / minutes * 1024
+    lines += [
+        f"{row['connections']} VP8+Opus connections for {result['seconds_per_step']:g} s: "
+        f"zero loss {'yes' if row['zero_loss'] else 'no'} (sent {row['sent']}, recorded "
+        f"{row['recorded']}, socket drops {row['socket_drops']}), recorder CPU "
+        f"{row['recorder_cpu_pct']}% ({row['recorder_us_per_packet']} µs/packet).",
+        "",
+        f"RSS before the recordings {row['rss_idle_mb']} MB, with them created "
+        f"{row['rss_ready_mb']} MB, at most {row['rss_mb']} MB: "
+        f"**{row['rss_mb_per_connection']} MB per connection** (target ≤ 2 MB); growth from "
+        f"{row['rss_growth_from_s']} s to the end {row['rss_growth_mb']} MB = "
+        f"{growth:.1f} KiB per connection per minute (target: flat).",
+        "",
+        f"RSS MB over time: {series}",
+        "",
+    ]
+    return lines
+
+
 SECTIONS = {
     "offline": offline_md,
     "stop": stop_md,
     "live": live_md,
+    "soak": soak_md,
     "profile": profile_md,
 }
 

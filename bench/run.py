@@ -5,9 +5,10 @@
 
 offline   `rtp-recorder convert` vs the equivalent GStreamer pipeline, CPU-us per packet
 live      N concurrent VP8+Opus connections in real time into `rtp-recorder serve`
+soak      one live step (N = --soak-connections, 100) held 10 minutes: RSS over time
 stop      stop request -> archive file + JSON in archive_dir, for 10 s, 10 min and 1 h of media
 profile   cProfile of `convert`, top functions per packet
-all       offline, stop, live and profile (the default)
+all       all of them, in that order (the default; about 40 minutes once inputs exist)
 
 --quick uses 30 s inputs (a smoke run of a few minutes); without it the inputs are 10 minutes
 long, made once and cached in bench/.cache/. Results are merged into bench/results/latest.json
@@ -31,7 +32,7 @@ from bench import inputs, offline, report
 from bench.common import machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PARTS = ("offline", "stop", "live", "profile")
+PARTS = ("offline", "stop", "live", "soak", "profile")
 
 
 def log(message: str) -> None:
@@ -62,6 +63,12 @@ def run_part(part: str, args: argparse.Namespace) -> dict[str, Any]:
         steps = args.steps or (live.QUICK_STEPS if args.quick else live.STEPS)
         duration = args.live_seconds or (15.0 if args.quick else 60.0)
         result = live.run(captures, steps, duration, log=log)
+    elif part == "soak":
+        from bench import live
+
+        captures = inputs.ensure(seconds, ("vp8", "opus"))
+        duration = args.live_seconds or (30.0 if args.quick else live.SOAK_SECONDS)
+        result = live.run(captures, [args.soak_connections], duration, log=log)
     else:
         raise ValueError(part)
     result["command"] = "python3 bench/run.py " + shlex.join(args.argv)
@@ -98,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         "--steps", type=lambda text: [int(n) for n in text.split(",")], help="live: N list"
     )
     parser.add_argument("--live-seconds", type=float, help="live: seconds per step")
+    parser.add_argument("--soak-connections", type=int, default=100, help="soak: N")
     parser.add_argument("--stop-repeat", type=int, default=3, help="stop: runs per length")
     args = parser.parse_args(argv)
     args.argv = argv

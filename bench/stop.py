@@ -12,7 +12,9 @@ watches `archive_dir/<recording_id>/` for `archive-<connection>.webm` and `.json
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -75,8 +77,17 @@ def feed(
 
 
 def one(
-    service: Service, video: Flow, audio: Flow, seconds: int, label: str, run: int
+    service: Service,
+    video: Flow,
+    audio: Flow,
+    seconds: int,
+    label: str,
+    run: int,
+    sync_first: bool = False,
 ) -> dict[str, Any]:
+    """One recording fed `seconds` of media, then stopped. With `sync_first`, the page cache
+    is written back (os.sync) before the stop request: what is left is the recorder's own
+    finalization, without the fsync of data the kernel had not written yet."""
     cid = f"c{run}"
     recording = service.create(f"stop-{seconds}-{run}", [cid])
     recording_id = recording["recording_id"]
@@ -86,6 +97,8 @@ def one(
     directory = service.archive_dir / recording_id
     watch = FileWatch([directory / f"archive-{cid}.webm", directory / f"archive-{cid}.json"])
     watch.start()
+    if sync_first:
+        os.sync()
     time.sleep(0.2)  # the watcher is polling, the recorder idle
     requested = time.time()
     service.stop(recording_id)
@@ -93,7 +106,14 @@ def one(
     watch.join(timeout=60)
     watch.done.set()
     events = service.event_times(recording_id, "archive.available")
-    size = (directory / f"archive-{cid}.webm").stat().st_size
+    archive = directory / f"archive-{cid}.webm"
+    size = archive.stat().st_size
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", archive],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     view = service.get(recording_id)
     for path in directory.glob("*.webm"):
         path.unlink()  # keep the disk free; the numbers are what matter
@@ -103,6 +123,7 @@ def one(
         **fed,
         "kernel_drops": drops,
         "file_mb": round(size / 1e6, 1),
+        "file_duration_s": float(probe.stdout.strip() or "nan"),
         "state": view["state"],
         "latency_ms": None if watch.seen_at is None else (watch.seen_at - requested) * 1000,
         "event_ms": (events[0] - requested) * 1000 if events else None,
@@ -127,6 +148,8 @@ def run(
                     f"files after {item['latency_ms']:.1f} ms, event after "
                     f"{item['event_ms']:.1f} ms, response {item['response_ms']:.1f} ms"
                 )
+            synced = one(service, video, audio, seconds, label, repeat, sync_first=True)
+            log(f"  stop {label} after os.sync(): files after {synced['latency_ms']:.1f} ms")
             latency = median([item["latency_ms"] for item in runs])
             rows.append(
                 {
@@ -146,9 +169,11 @@ def run(
                     "latency_ms_runs": [round(item["latency_ms"], 1) for item in runs],
                     "event_ms_median": round(median([item["event_ms"] for item in runs]), 1),
                     "response_ms_median": round(median([item["response_ms"] for item in runs]), 1),
+                    "latency_ms_after_sync": round(synced["latency_ms"], 1),
+                    "file_duration_s": runs[0]["file_duration_s"],
                     "meets_target": latency <= TARGET_MS,
                     "missed_by_ms": None if latency <= TARGET_MS else round(latency - TARGET_MS),
-                    "runs": runs,
+                    "runs": [*runs, {**synced, "sync_first": True}],
                 }
             )
         service.remove_files()
