@@ -22,13 +22,14 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # The service's resources live exactly as long as the application, not as globals.
-        service.start()
+        # The service's resources live exactly as long as the application, not as globals;
+        # the async start and stop run the webhook delivery on the application's event loop.
+        await service.astart()
         app.state.service = service
         try:
             yield
         finally:
-            service.stop()
+            await service.astop()
 
     app = FastAPI(title="rtp-recorder", version=__version__, lifespan=lifespan)
     install_error_handlers(app)

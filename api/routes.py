@@ -1,4 +1,4 @@
-"""The /v1 recording routes and /metrics; `install(app)` adds them with what they rely on.
+"""The /v1 recording and webhook routes and /metrics; `install(app)` adds them and their needs.
 
 Routes only translate: a validated body becomes the manager's spec, the manager's dict becomes
 the response, and a `LifecycleError` becomes the JSON error shape of `api.errors`.
@@ -35,6 +35,7 @@ from api.models import (
     RecordingView,
 )
 from recorder.lifecycle import LifecycleError, RecordingManager
+from recorder.service import RecorderService
 
 # Far above any legitimate body (100 connections and 64 KiB of metadata are ~100 KiB), far
 # below what would let a client make the process buffer and parse megabytes per request.
@@ -151,6 +152,42 @@ async def archiving(manager: Manager) -> list[dict[str, Any]]:
     return manager.archiving()
 
 
+def _service(request: Request) -> RecorderService:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+Service = Annotated[RecorderService, Depends(_service)]
+EventId = Annotated[
+    str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="The event's `id`")
+]
+
+webhooks = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+
+@webhooks.get(
+    "/failed",
+    response_model=None,
+    summary="Webhook deliveries given up after the maximum age",
+)
+async def failed_webhooks(service: Service) -> list[dict[str, Any]]:
+    """One item per event and receiver: `event_id`, `type`, `recording_id`, `timestamp`,
+    `url`, `attempts`, `last_error`, `last_attempt_at`, `failed_at`."""
+    return service.failed_webhooks()
+
+
+@webhooks.post(
+    "/{event_id}/retry",
+    status_code=202,
+    response_model=None,
+    summary="Send a failed event again",
+    responses=_errors(400, 404, 409),
+)
+async def retry_webhook(event_id: EventId, service: Service) -> dict[str, Any]:
+    """Accepted: the event is due again at once for every configured receiver it failed for,
+    retried as before for up to the maximum age. 404 `EVENT-NOT-FOUND`, 409 `EVENT-NOT-FAILED`."""
+    return service.retry_webhook(event_id)
+
+
 async def metrics(request: Request) -> Response:
     registry: CollectorRegistry = request.app.state.metrics_registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
@@ -253,6 +290,7 @@ async def _lifecycle_error(request: Request, error: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Add the /v1 routes, /metrics, the body limit and the LifecycleError mapping to `app`."""
     app.include_router(router)
+    app.include_router(webhooks)
     app.add_api_route(
         "/metrics",
         metrics,

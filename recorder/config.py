@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from recorder.events import WebhookTarget, check_event_types
 from recorder.service import FORMATS, ConfigError, ServiceConfig
 
 ENV_PREFIX = "RTP_RECORDER_"
@@ -39,6 +40,15 @@ Relative paths are relative to the working directory. Example file:
     rtp_port_range = "40000-40999"
     min_free_space = "10GiB"
     default_format = "mp4"
+
+    # More webhook receivers (file only), each with its own secret and event types:
+    [[webhooks]]
+    url = "https://archive-indexer.internal/hooks"
+    secret = "another-key"
+    events = ["archive.available", "split-archive.available"]
+
+The file alone also takes webhook_max_age: seconds a webhook keeps being retried before it is
+kept as failed (default 86400).
 
 When --api-token is set, every API route except GET /healthz requires the header
 `Authorization: Bearer <token>`. Prefer the environment or the file for secrets: command lines
@@ -270,6 +280,59 @@ OPTIONS: tuple[Option, ...] = (
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
 
+_WEBHOOK_KEYS = ("url", "secret", "events")
+
+
+def _webhooks(value: object) -> tuple[WebhookTarget, ...]:
+    """The `[[webhooks]]` array of tables: `url`, optional `secret` and `events` (types)."""
+    if not isinstance(value, list):
+        raise ValueError(f"expected an array of tables ([[webhooks]]), got {_toml_type(value)}")
+    targets = []
+    for number, entry in enumerate(value, 1):
+        try:
+            targets.append(_webhook(entry))
+        except ValueError as error:
+            raise ValueError(f"entry {number}: {error}") from None
+    return tuple(targets)
+
+
+def _webhook(entry: object) -> WebhookTarget:
+    if not isinstance(entry, dict):
+        raise ValueError(f"expected a table, got {_toml_type(entry)}")
+    for key in entry:
+        if key not in _WEBHOOK_KEYS:
+            raise ValueError(f"unknown key {key!r} (one of {', '.join(_WEBHOOK_KEYS)})")
+    if "url" not in entry:
+        raise ValueError("url is missing")
+    values: dict[str, Any] = {}
+    for key in ("url", "secret"):
+        if key in entry:
+            try:
+                values[key] = _text(entry[key])
+            except ValueError as error:
+                # Never the value itself: the secret ends up in logs otherwise.
+                raise ValueError(f"{key}: {error}") from None
+    if "events" in entry:
+        events = entry["events"]
+        if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+            raise ValueError("events: expected an array of event types")
+        values["events"] = check_event_types(events)
+    return WebhookTarget(**values)
+
+
+# Settings that only the TOML file can give: a flag or a variable cannot spell an array of
+# tables, and the retry horizon is a deployment policy rather than a per-run switch.
+FILE_ONLY_OPTIONS: tuple[Option, ...] = (
+    Option("webhooks", "more webhook receivers: url, secret, events", _webhooks),
+    Option(
+        "webhook_max_age",
+        "seconds a webhook is retried before it is kept as failed",
+        _seconds,
+    ),
+)
+FILE_OPTIONS_BY_NAME = {option.name: option for option in (*OPTIONS, *FILE_ONLY_OPTIONS)}
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """Install the serve options. Their defaults are None so the loader can tell 'not given'."""
     defaults = ServiceConfig()
@@ -330,7 +393,8 @@ def load_service_config(
         elsewhere = [
             sources[name]
             for name in error.options
-            if name in sources and sources[name] != OPTIONS_BY_NAME[name].flag
+            if name in sources
+            and (name not in OPTIONS_BY_NAME or sources[name] != OPTIONS_BY_NAME[name].flag)
         ]
         if not elsewhere:
             raise
@@ -363,9 +427,9 @@ def _read_config_file(
     settings = []
     for key, value in document.items():
         name = key.replace("-", "_")
-        option = OPTIONS_BY_NAME.get(name)
+        option = FILE_OPTIONS_BY_NAME.get(name)
         if option is None:
-            close = difflib.get_close_matches(name, OPTIONS_BY_NAME, n=1)
+            close = difflib.get_close_matches(name, FILE_OPTIONS_BY_NAME, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ConfigError(f"{path}:{key}: unknown setting{hint}")
         if name in found:

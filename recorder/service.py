@@ -7,6 +7,7 @@ application; recording control lands here with the lifecycle work.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +16,18 @@ from urllib.parse import urlsplit
 
 from recorder import __version__
 from recorder.errors import RecorderError
-from recorder.lifecycle import RecordingManager
+from recorder.events import (
+    DEFAULT_MAX_AGE,
+    SHUTDOWN_GRACE,
+    WebhookDispatcher,
+    WebhookTarget,
+    check_event_types,
+    envelope,
+)
+from recorder.layout import rfc3339
+from recorder.lifecycle import LifecycleError, RecordingManager
 from recorder.recovery import recover
-from recorder.store import Store
+from recorder.store import NotFoundError, Store
 
 
 class ConfigError(RecorderError):
@@ -63,6 +73,19 @@ class ServiceConfig:
     pli_interval: float = 20.0  # seconds between periodic keyframe requests
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)  # HMAC-SHA256 key
+    # More receivers, each with its own secret and event filter (the TOML [[webhooks]] array).
+    webhooks: tuple[WebhookTarget, ...] = ()
+    # Seconds an event keeps being retried before its delivery is kept as failed.
+    webhook_max_age: float = DEFAULT_MAX_AGE
+
+    def webhook_targets(self) -> tuple[WebhookTarget, ...]:
+        """Every receiver: --webhook-url (all events) first, then the [[webhooks]] entries."""
+        first = (
+            ()
+            if self.webhook_url is None
+            else (WebhookTarget(self.webhook_url, self.webhook_secret),)
+        )
+        return (*first, *self.webhooks)
 
     def validate(self) -> None:
         # Finished archives are moved out of the temporary directory atomically; the two must
@@ -113,19 +136,54 @@ class ServiceConfig:
             raise ConfigError(
                 "--api-token must be non-empty visible ASCII without spaces", ("api_token",)
             )
-        if self.webhook_url is not None:
-            url = urlsplit(self.webhook_url)
-            if url.scheme not in ("http", "https") or not url.hostname:
-                raise ConfigError(
-                    f"--webhook-url {self.webhook_url!r} is not an http:// or https:// URL",
-                    ("webhook_url",),
-                )
+        if self.webhook_url is not None and not _is_http_url(self.webhook_url):
+            raise ConfigError(
+                f"--webhook-url {self.webhook_url!r} is not an http:// or https:// URL",
+                ("webhook_url",),
+            )
+        self._validate_webhooks()
         if self.api_token is None and not self.allow_insecure_bind and not _is_loopback(self.host):
             raise ConfigError(
                 f"--host {self.host} is reachable from other machines: set --api-token or "
                 "pass --allow-insecure-bind to serve the API without authentication",
                 ("host", "api_token", "allow_insecure_bind"),
             )
+
+    def _validate_webhooks(self) -> None:
+        # Written so that NaN and infinity fail too.
+        if not (math.isfinite(self.webhook_max_age) and self.webhook_max_age > 0):
+            raise ConfigError(
+                f"webhook_max_age {self.webhook_max_age:g} must be a positive number of seconds",
+                ("webhook_max_age",),
+            )
+        if self.webhook_secret == "":
+            raise ConfigError("--webhook-secret must not be empty", ("webhook_secret",))
+        # The URL is a target's key in the outbox (its delivery state): one URL, one target.
+        seen = {self.webhook_url}
+        for number, target in enumerate(self.webhooks, 1):
+            where = f"[[webhooks]] entry {number}"
+            if not _is_http_url(target.url):
+                raise ConfigError(
+                    f"{where}: url {target.url!r} is not an http:// or https:// URL",
+                    ("webhooks",),
+                )
+            if target.url in seen:
+                raise ConfigError(f"{where}: url {target.url!r} is configured twice", ("webhooks",))
+            seen.add(target.url)
+            if target.secret == "":
+                raise ConfigError(f"{where}: secret must not be empty", ("webhooks",))
+            try:
+                check_event_types(target.events or ())
+            except ValueError as error:
+                raise ConfigError(f"{where}: events: {error}", ("webhooks",)) from None
+
+
+def _is_http_url(text: str) -> bool:
+    try:
+        url = urlsplit(text)
+        return url.scheme in ("http", "https") and bool(url.hostname)
+    except ValueError:
+        return False
 
 
 def _is_header_token(token: str) -> bool:
@@ -149,6 +207,7 @@ class RecorderService:
         self.config = config
         self._store: Store | None = None
         self._manager: RecordingManager | None = None
+        self._webhooks: WebhookDispatcher | None = None
         self.recovered: list[str] = []
 
     @property
@@ -175,6 +234,78 @@ class RecorderService:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+    # The webhook delivery runs on the event loop, so the application's lifespan starts and
+    # stops the service through these; `start` / `stop` alone run it without webhooks.
+
+    async def astart(self) -> None:
+        """`start`, then deliver the outbox to the configured webhooks."""
+        self.start()
+        targets = self.config.webhook_targets()
+        if not targets:
+            return
+        assert self._store is not None
+        dispatcher = WebhookDispatcher(self._store, targets, max_age=self.config.webhook_max_age)
+        try:
+            await dispatcher.start()
+        except BaseException:
+            self.stop()
+            raise
+        self._webhooks = dispatcher
+
+    async def astop(self) -> None:
+        """`stop`, giving the last events (those of the recordings it stops) a moment to go
+        out first; what does not make it goes after the next start."""
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None
+        if self._webhooks is not None:
+            await self._webhooks.stop(SHUTDOWN_GRACE)
+            self._webhooks = None
+        self.stop()
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the recorder service is not running")
+        return self._store
+
+    def failed_webhooks(self) -> list[dict[str, Any]]:
+        """Deliveries given up after the maximum age, oldest event first."""
+        return [
+            {
+                "event_id": envelope(failed.event)["id"],
+                "type": failed.event.type,
+                "recording_id": failed.event.recording_id,
+                "timestamp": rfc3339(failed.event.created_at),
+                "url": failed.target,
+                "attempts": failed.attempts,
+                "last_error": failed.last_error,
+                "last_attempt_at": (
+                    None if failed.last_attempt_at is None else rfc3339(failed.last_attempt_at)
+                ),
+                "failed_at": rfc3339(failed.failed_at),
+            }
+            for failed in self.store.failed_deliveries()
+        ]
+
+    def retry_webhook(self, event_id: str) -> dict[str, Any]:
+        """Send a failed event again to the configured targets it failed for, with a fresh
+        maximum age."""
+        targets = [target.url for target in self.config.webhook_targets()]
+        try:
+            retried = self.store.retry_failed_delivery(event_id, targets)
+        except NotFoundError:
+            raise LifecycleError(f"no event {event_id!r}", "EVENT-NOT-FOUND", 404) from None
+        if not retried:
+            raise LifecycleError(
+                f"event {event_id!r} has no failed delivery to a configured webhook",
+                "EVENT-NOT-FAILED",
+                409,
+            )
+        if self._webhooks is not None:
+            self._webhooks.wake()
+        return {"event_id": event_id, "retried": retried}
 
     def health(self) -> dict[str, Any]:
         store = self._store

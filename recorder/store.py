@@ -1,12 +1,15 @@
 """Embedded state: one SQLite file (stdlib sqlite3, WAL journal).
 
-Tables (schema version 2):
+Tables (schema version 3):
 
     meta          key/value bookkeeping: `schema_version`
     recordings    one row per recording: parameters, state, times
     connections   participants of a recording, with their media descriptions (ports included)
     archives      every media file: single archives and split pieces, temp and final paths
-    events        the webhook outbox: lifecycle events, undelivered while `delivered_at` is NULL
+    events        the webhook outbox: lifecycle events, undelivered while `delivered_at` is NULL;
+                  `uid` is the event's public id (the webhook's `id`)
+    deliveries    per event and webhook target (its URL): attempts, next attempt, last error,
+                  delivered or given up (`failed_at`); no row yet means "not tried"
 
 A lifecycle event is inserted in the same transaction as the state change that causes it (every
 mutating method takes `events=`), so after a crash the outbox never announces a change that was
@@ -28,15 +31,17 @@ import json
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from recorder.errors import RecorderError
+from recorder.ids import encode_crockford
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 RECORDING_STATES = ("running", "stopping", "stopped", "failed", "recovered")
 # Recordings in these states were in progress: after a crash they are the ones to recover.
@@ -143,6 +148,49 @@ class EventRow:
     payload: Any
     created_at: float
     delivered_at: float | None
+    # The public id (the webhook's `id`): the row id is only unique within one state file, and
+    # a receiver deduplicating on it would drop the events of a recorder whose state was reset.
+    uid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """One event's delivery to one webhook target."""
+
+    event_id: int
+    target: str
+    attempts: int
+    since: float  # start of the current delivery window: the maximum age counts from here
+    next_attempt_at: float
+    last_attempt_at: float | None
+    last_error: str | None
+    delivered_at: float | None
+    failed_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """An event that is next in line for a target, with its delivery state so far (a target
+    that never tried it: no attempts, due since the event was created)."""
+
+    event: EventRow
+    attempts: int
+    since: float
+    next_attempt_at: float
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FailedDelivery:
+    """A delivery given up after the maximum age; it waits for a manual retry."""
+
+    event: EventRow
+    target: str
+    attempts: int
+    since: float
+    last_attempt_at: float | None
+    last_error: str | None
+    failed_at: float
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,7 +292,47 @@ def _migrate_to_2(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX events_pending ON events (id) WHERE delivered_at IS NULL")
 
 
-_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
+def new_event_uid() -> str:
+    """A random UUIDv4 in 26 Crockford Base32 characters, the form of our recording ids."""
+    return encode_crockford(uuid.uuid4().int)
+
+
+def _migrate_to_3(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE events ADD COLUMN uid TEXT")
+    for (event_id,) in db.execute("SELECT id FROM events").fetchall():
+        db.execute("UPDATE events SET uid = ? WHERE id = ?", (new_event_uid(), event_id))
+    db.execute("CREATE UNIQUE INDEX events_by_uid ON events (uid)")
+    # Ordering per recording scans the pending events of one recording in id order.
+    db.execute(
+        "CREATE INDEX events_pending_by_recording ON events (recording_id, id) "
+        "WHERE delivered_at IS NULL"
+    )
+    db.execute(
+        """
+        CREATE TABLE deliveries (
+            event_id INTEGER NOT NULL REFERENCES events (id),
+            target TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            since REAL NOT NULL,
+            next_attempt_at REAL NOT NULL,
+            last_attempt_at REAL,
+            last_error TEXT,
+            delivered_at REAL,
+            failed_at REAL,
+            PRIMARY KEY (event_id, target)
+        )
+        """
+    )
+    db.execute(
+        "CREATE INDEX deliveries_failed ON deliveries (failed_at) WHERE failed_at IS NOT NULL"
+    )
+
+
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _migrate_to_1,
+    2: _migrate_to_2,
+    3: _migrate_to_3,
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,6 +384,9 @@ class Store:
         self._lock = threading.RLock()
         # Open savepoints of the current transaction (0: none open).
         self._depth = 0
+        # Called after a commit that put events in the outbox (the webhook worker's wake-up).
+        self._event_listeners: list[Callable[[], None]] = []
+        self._events_written = False
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -376,6 +467,7 @@ class Store:
                 self._depth = depth
                 if depth == 0:
                     db.execute("ROLLBACK")
+                    self._events_written = False
                 else:
                     db.execute(f"ROLLBACK TO {savepoint}")
                     db.execute(f"RELEASE {savepoint}")
@@ -388,7 +480,26 @@ class Store:
                 # next caller must not find itself inside it.
                 if depth == 0 and db.in_transaction:
                     db.execute("ROLLBACK")
+                    self._events_written = False
                 raise
+            if depth == 0 and self._events_written:
+                self._events_written = False
+                self._notify()
+
+    def add_event_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` after each commit that put events in the outbox (from the
+        committing thread; it must be quick and must not use the store)."""
+        self._event_listeners.append(listener)
+
+    def remove_event_listener(self, listener: Callable[[], None]) -> None:
+        if listener in self._event_listeners:
+            self._event_listeners.remove(listener)
+
+    def _notify(self) -> None:
+        for listener in list(self._event_listeners):
+            # A listener's failure is its own; the transaction has committed already.
+            with suppress(Exception):
+                listener()
 
     def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -400,14 +511,18 @@ class Store:
         at = time.time()
         for event_recording_id, event_type, payload in events:
             self._connection.execute(
-                "INSERT INTO events (recording_id, type, payload, created_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO events (recording_id, type, payload, created_at, uid) "
+                "VALUES (?, ?, ?, ?, ?)",
                 (
                     event_recording_id if event_recording_id is not None else recording_id,
                     event_type,
                     payload,
                     at,
+                    new_event_uid(),
                 ),
             )
+            # A savepoint rolled back later leaves a spurious wake-up at most: harmless.
+            self._events_written = True
 
     # -----------------------------------------------------------------------------------------
     # Recordings
@@ -803,6 +918,251 @@ class Store:
             ):
                 raise NotFoundError(f"no event {event_id}")
 
+    def get_event(self, uid: str) -> EventRow | None:
+        """The event with this public id."""
+        rows = self._query("SELECT * FROM events WHERE uid = ?", (uid,))
+        return _event_row(rows[0]) if rows else None
+
+    # -----------------------------------------------------------------------------------------
+    # Deliveries (one row per event and webhook target, created at the first attempt)
+
+    def due_deliveries(
+        self, target: str, types: Iterable[str] | None = None, limit: int = 1000
+    ) -> list[DueDelivery]:
+        """For `target`, the next event of each recording: the oldest one (of `types`, all when
+        None) that is neither delivered to it nor given up, whether due now or later.
+
+        An event without a recording is a line of its own. Later events of a recording wait
+        behind this one, which is how a target sees each recording's events in order.
+        """
+        type_clause, parameters = "", [target]
+        if types is not None:
+            wanted = sorted(set(types))
+            if not wanted:
+                return []
+            type_clause = f"AND e.type IN ({', '.join('?' * len(wanted))})"
+            parameters += wanted
+        parameters.append(limit)
+        rows = self._query(
+            f"""
+            SELECT * FROM (
+                SELECT e.*, d.attempts, d.since, d.next_attempt_at, d.last_error,
+                    ROW_NUMBER() OVER (
+                        PARTITION BY COALESCE(e.recording_id, '#' || e.id) ORDER BY e.id
+                    ) AS position
+                FROM events e
+                LEFT JOIN deliveries d ON d.event_id = e.id AND d.target = ?
+                WHERE e.delivered_at IS NULL AND d.delivered_at IS NULL AND d.failed_at IS NULL
+                {type_clause}
+            )
+            WHERE position = 1 ORDER BY id LIMIT ?
+            """,
+            parameters,
+        )
+        return [
+            DueDelivery(
+                event=_event_row(row),
+                attempts=row["attempts"] or 0,
+                since=row["since"] if row["since"] is not None else row["created_at"],
+                next_attempt_at=(
+                    row["next_attempt_at"]
+                    if row["next_attempt_at"] is not None
+                    else row["created_at"]
+                ),
+                last_error=row["last_error"],
+            )
+            for row in rows
+        ]
+
+    def record_delivery_failure(
+        self,
+        event_id: int,
+        target: str,
+        *,
+        attempted_at: float,
+        error: str,
+        next_attempt_at: float,
+        failed: bool = False,
+    ) -> DeliveryRow:
+        """Count a failed attempt: retry at `next_attempt_at`, or give up (`failed`)."""
+        with self.transaction():
+            event = self._event_by_id(event_id)
+            self._connection.execute(
+                """
+                INSERT INTO deliveries (event_id, target, attempts, since, next_attempt_at,
+                    last_attempt_at, last_error, failed_at)
+                VALUES (?, ?, 1, ?, ?, ?, ?, ?)
+                ON CONFLICT (event_id, target) DO UPDATE SET
+                    attempts = attempts + 1, next_attempt_at = excluded.next_attempt_at,
+                    last_attempt_at = excluded.last_attempt_at,
+                    last_error = excluded.last_error, failed_at = excluded.failed_at
+                """,
+                (
+                    event_id,
+                    target,
+                    event.created_at,
+                    next_attempt_at,
+                    attempted_at,
+                    error,
+                    attempted_at if failed else None,
+                ),
+            )
+        return self._delivery(event_id, target)
+
+    def record_delivery_success(
+        self,
+        event_id: int,
+        target: str,
+        *,
+        delivered_at: float | None = None,
+        required_targets: Sequence[str] = (),
+    ) -> bool:
+        """Mark the event delivered to `target`; once every one of `required_targets` (the
+        targets that want this event) has it, the event leaves the outbox. True if it did."""
+        at = _now(delivered_at)
+        with self.transaction():
+            event = self._event_by_id(event_id)
+            self._connection.execute(
+                """
+                INSERT INTO deliveries (event_id, target, attempts, since, next_attempt_at,
+                    last_attempt_at, delivered_at)
+                VALUES (?, ?, 1, ?, ?, ?, ?)
+                ON CONFLICT (event_id, target) DO UPDATE SET
+                    attempts = attempts + 1, last_attempt_at = excluded.last_attempt_at,
+                    delivered_at = COALESCE(delivered_at, excluded.delivered_at),
+                    failed_at = NULL
+                """,
+                (event_id, target, event.created_at, at, at, at),
+            )
+            return self._settle(event_id, {target, *required_targets}, at)
+
+    def _settle(self, event_id: int, required: set[str], at: float) -> bool:
+        delivered = {
+            row["target"]
+            for row in self._query(
+                "SELECT target FROM deliveries WHERE event_id = ? AND delivered_at IS NOT NULL",
+                (event_id,),
+            )
+        }
+        if not required <= delivered:
+            return False
+        self._connection.execute(
+            "UPDATE events SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
+            (at, event_id),
+        )
+        return True
+
+    def settle_events(
+        self, targets: Mapping[str, Iterable[str] | None], at: float | None = None
+    ) -> int:
+        """Take out of the outbox every pending event that each target wanting it (by its
+        type filter: None wants all) has received, none included. Returns how many.
+
+        Needed when the configured targets change: an event may be waiting only for a target
+        that is gone, or for none at all.
+        """
+        now = _now(at)
+        filters = {
+            target: None if types is None else set(types) for target, types in targets.items()
+        }
+        settled = 0
+        with self.transaction():
+            delivered: dict[int, set[str]] = {}
+            for row in self._query(
+                """
+                SELECT d.event_id, d.target FROM deliveries d JOIN events e ON e.id = d.event_id
+                WHERE e.delivered_at IS NULL AND d.delivered_at IS NOT NULL
+                """
+            ):
+                delivered.setdefault(row["event_id"], set()).add(row["target"])
+            for row in self._query("SELECT id, type FROM events WHERE delivered_at IS NULL"):
+                wanted = {
+                    t for t, types in filters.items() if types is None or row["type"] in types
+                }
+                if wanted <= delivered.get(row["id"], set()):
+                    self._connection.execute(
+                        "UPDATE events SET delivered_at = ? WHERE id = ?", (now, row["id"])
+                    )
+                    settled += 1
+        return settled
+
+    def failed_deliveries(self, limit: int | None = None) -> list[FailedDelivery]:
+        """Deliveries given up after the maximum age, oldest event first."""
+        sql = """
+            SELECT e.*, d.target, d.attempts, d.since, d.last_attempt_at, d.last_error,
+                d.failed_at
+            FROM deliveries d JOIN events e ON e.id = d.event_id
+            WHERE d.failed_at IS NOT NULL ORDER BY e.id, d.target
+        """
+        parameters: list[Any] = []
+        if limit is not None:
+            sql += " LIMIT ?"
+            parameters.append(limit)
+        return [
+            FailedDelivery(
+                event=_event_row(row),
+                target=row["target"],
+                attempts=row["attempts"],
+                since=row["since"],
+                last_attempt_at=row["last_attempt_at"],
+                last_error=row["last_error"],
+                failed_at=row["failed_at"],
+            )
+            for row in self._query(sql, parameters)
+        ]
+
+    def retry_failed_delivery(
+        self, uid: str, targets: Iterable[str] | None = None, at: float | None = None
+    ) -> list[str]:
+        """Give the event's failed deliveries (to `targets`, all when None) a new window:
+        due now, attempts and maximum age counted afresh. Returns the targets reset;
+        `NotFoundError` if no event has this public id."""
+        now = _now(at)
+        with self.transaction():
+            event = self.get_event(uid)
+            if event is None:
+                raise NotFoundError(f"no event {uid!r}")
+            failed = [
+                row["target"]
+                for row in self._query(
+                    "SELECT target FROM deliveries WHERE event_id = ? AND failed_at IS NOT NULL "
+                    "ORDER BY target",
+                    (event.id,),
+                )
+            ]
+            if targets is not None:
+                allowed = set(targets)
+                failed = [target for target in failed if target in allowed]
+            for target in failed:
+                self._connection.execute(
+                    """
+                    UPDATE deliveries SET failed_at = NULL, attempts = 0, since = ?,
+                        next_attempt_at = ? WHERE event_id = ? AND target = ?
+                    """,
+                    (now, now, event.id, target),
+                )
+        return failed
+
+    def list_deliveries(self, event_id: int) -> list[DeliveryRow]:
+        rows = self._query(
+            "SELECT * FROM deliveries WHERE event_id = ? ORDER BY target", (event_id,)
+        )
+        return [_delivery_row(row) for row in rows]
+
+    def _delivery(self, event_id: int, target: str) -> DeliveryRow:
+        rows = self._query(
+            "SELECT * FROM deliveries WHERE event_id = ? AND target = ?", (event_id, target)
+        )
+        if not rows:
+            raise NotFoundError(f"event {event_id} has no delivery to {target}")
+        return _delivery_row(rows[0])
+
+    def _event_by_id(self, event_id: int) -> EventRow:
+        rows = self._query("SELECT * FROM events WHERE id = ?", (event_id,))
+        if not rows:
+            raise NotFoundError(f"no event {event_id}")
+        return _event_row(rows[0])
+
 
 def _recording_row(row: sqlite3.Row) -> RecordingRow:
     return RecordingRow(
@@ -861,4 +1221,19 @@ def _event_row(row: sqlite3.Row) -> EventRow:
         payload=_loads(row["payload"]),
         created_at=row["created_at"],
         delivered_at=row["delivered_at"],
+        uid=row["uid"],
+    )
+
+
+def _delivery_row(row: sqlite3.Row) -> DeliveryRow:
+    return DeliveryRow(
+        event_id=row["event_id"],
+        target=row["target"],
+        attempts=row["attempts"],
+        since=row["since"],
+        next_attempt_at=row["next_attempt_at"],
+        last_attempt_at=row["last_attempt_at"],
+        last_error=row["last_error"],
+        delivered_at=row["delivered_at"],
+        failed_at=row["failed_at"],
     )

@@ -60,7 +60,7 @@ def test_a_new_file_gets_the_current_schema(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "state.sqlite3"
     store = Store.open(path)
     try:
-        assert store.schema_version() == SCHEMA_VERSION == 2
+        assert store.schema_version() == SCHEMA_VERSION == 3
     finally:
         store.close()
     assert {"meta", "recordings", "connections", "archives", "events"} <= _tables(path)
@@ -78,7 +78,7 @@ def test_a_version_1_file_is_migrated(tmp_path: Path) -> None:
     db.close()
     store = Store.open(path)
     try:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
         _recording(store)
         assert store.get_recording(RID) is not None
     finally:
@@ -88,7 +88,7 @@ def test_a_version_1_file_is_migrated(tmp_path: Path) -> None:
     # Opening again migrates nothing and keeps the data.
     store = Store.open(path)
     try:
-        assert store.schema_version() == 2 and store.get_recording(RID) is not None
+        assert store.schema_version() == 3 and store.get_recording(RID) is not None
     finally:
         store.close()
 
@@ -98,7 +98,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     Store.open(path).close()
     with sqlite3.connect(path) as db:
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(StoreError, match=r"has schema version 99; .* knows up to 2"):
+    with pytest.raises(StoreError, match=r"has schema version 99; .* knows up to 3"):
         Store.open(path)
 
 
