@@ -190,7 +190,23 @@ class RecordingManager:
                 created_at=now,
                 started_at=now,
                 expires_at=now + expire_time,
-                events=[Event("recording.started", {})],
+                events=[
+                    Event(
+                        "recording.started",
+                        {
+                            "recording_id": recording_id,
+                            "channel_id": channel_id,
+                            "session_id": session_id,
+                            "format": container,
+                            "split_duration": spec.split_duration,
+                            "split_only": spec.split_only,
+                            "expire_time": expire_time,
+                            "recording_metadata": spec.recording_metadata,
+                            "created_time": layout.unix_seconds(now),
+                            "created_timestamp": layout.rfc3339(now),
+                        },
+                    )
+                ],
             )
         except ConflictError as error:
             raise LifecycleError(str(error), "STARTED-RECORDING", 409) from None
@@ -448,7 +464,12 @@ class RecordingManager:
                             events=[
                                 Event(
                                     "archive.failed",
-                                    {"recording_id": row.id, "connection_id": cid},
+                                    {
+                                        "recording_id": row.id,
+                                        "channel_id": row.channel_id,
+                                        "connection_id": cid,
+                                        "reason": "no decodable media arrived",
+                                    },
                                 )
                             ],
                         )
@@ -497,6 +518,8 @@ class RecordingManager:
         row = recording.row
         cid = connection.spec.connection_id
         connection.announced = True
+        recorder = connection.recorder
+        started = (recorder.origin if recorder is not None else None) or time.time()
         if row.split_only:
             name = layout.split_archive_name(cid, 1, row.format)
         else:
@@ -506,8 +529,18 @@ class RecordingManager:
             {
                 "recording_id": row.id,
                 "channel_id": row.channel_id,
+                "session_id": row.session_id,
                 "connection_id": cid,
+                "client_id": connection.spec.client_id or cid,
+                "bundle_id": connection.spec.bundle_id or connection.spec.client_id or cid,
                 "filename": name,
+                "file_path": str(self._directory(row.id) / name),
+                "audio_codec_type": _codec(connection.spec.audio),
+                "video_codec_type": _codec(connection.spec.video),
+                "start_time": layout.unix_seconds(started),
+                "start_timestamp": layout.rfc3339(started),
+                "start_time_offset": layout.time_offset(started, row.created_at),
+                "recording_metadata": row.recording_metadata,
             },
             recording_id=row.id,
         )
@@ -748,6 +781,10 @@ def _counter_totals(streams: list[dict[str, object]]) -> dict[str, float]:
         f"{name}_total": float(sum(int(str(s.get(name) or 0)) for s in streams))
         for name in COUNTERS
     }
+
+
+def _codec(media: MediaSpec | None) -> str | None:
+    return media.codec.upper() if media is not None else None
 
 
 def _valid_id(value: str, what: str) -> str:

@@ -222,10 +222,18 @@ def _recover_archive(
     node: layout.Node,
 ) -> list[layout.ArchiveInfo]:
     temp, final = Path(archive.temp_path), Path(archive.final_path)
+    if not temp.exists() and final.exists():
+        # The crash came after the finished file was moved but before the store heard of it.
+        temp = final
     length = trim_to_playable(temp) if temp.exists() else 0
     failed = Event(
         "archive.failed",
-        {"recording_id": info.recording_id, "connection_id": archive.connection_id},
+        {
+            "recording_id": info.recording_id,
+            "channel_id": info.channel_id,
+            "connection_id": archive.connection_id,
+            "reason": "no complete fragment or cluster in the file the crash left",
+        },
     )
     if length == 0:
         temp.unlink(missing_ok=True)

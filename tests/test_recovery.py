@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from recorder.recovery import _unknown, playable_length, trim_to_playable
+from recorder.recovery import _unknown, playable_length, recover, trim_to_playable
+from recorder.store import Store
 from tests.judges import decode_errors, framemd5, source_md5
 
 
@@ -38,3 +40,22 @@ def test_garbage_and_headers_alone_are_not_playable(tmp_path: Path, recordings: 
 
 def test_unknown_sizes_are_all_ones_after_the_width_marker() -> None:
     assert [_unknown(width).hex() for width in (1, 2, 8)] == ["ff", "7fff", "01ffffffffffffff"]
+
+
+def test_a_file_moved_just_before_the_crash_is_recovered_not_failed(
+    recordings: dict, tmp_path: Path
+) -> None:
+    store = Store.open(tmp_path / "state.sqlite3")
+    store.create_recording("R" * 26, "room", format="webm")
+    store.add_connection("R" * 26, "a", media={"video": {"codec": "VP8"}, "audio": None})
+    final = tmp_path / "archive" / ("R" * 26) / "archive-a.webm"
+    final.parent.mkdir(parents=True)
+    shutil.copy(recordings["gst", "webm"][0], final)
+    archive = store.add_archive(
+        "R" * 26, "a", kind="single", temp_path=tmp_path / "gone.webm", final_path=final
+    )
+    assert recover(store, tmp_path / "archive") == ["R" * 26]
+    assert store.get_archive(archive.id).state == "recovered"  # type: ignore[union-attr]
+    types = [event.type for event in store.list_events("R" * 26)]
+    assert "archive.available" in types and "archive.failed" not in types
+    assert decode_errors(final) == ""
