@@ -88,6 +88,13 @@ def process_rss_kb(pid: int) -> int:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE // 1024
 
 
+def busy_cpu_seconds() -> float:
+    """CPU seconds spent not idle by the whole machine (all cores), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+
+
 def udp_counters() -> dict[str, int]:
     """The kernel's Udp line of /proc/net/snmp (InDatagrams, RcvbufErrors, ...)."""
     lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]

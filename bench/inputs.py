@@ -3,7 +3,7 @@
 For each medium (VP8 and H.264 video at 1280x720, 30 fps, ~1.5 Mbit/s; Opus at 64 kbit/s):
 
 1. FFmpeg encodes a source file (IVF, Matroska, Ogg) of the asked length from a lavfi test
-   source (``testsrc2`` / two sines), deterministic for a given length.
+   source (``testsrc2`` / two sines); libvpx with two threads is not bit-exact between runs.
 2. GStreamer's payloader (rtpvp8pay, rtph264pay, rtpopuspay) sends it over loopback UDP with
    ``sync=false``, i.e. as fast as the pipeline runs (a 10-minute file takes seconds), while
    ``tcpdump -i lo --immediate-mode -B 262144`` captures it. Nothing reads the receiving socket;

@@ -52,13 +52,14 @@ def offline_md(result: dict[str, Any]) -> list[str]:
         )
     lines += [
         "",
-        "| tool | pair | median CPU s | start-up CPU s | µs/pkt marginal | µs/pkt whole "
-        "| wall s | max RSS MB | output |",
+        "| tool | pair | median CPU s (min-max) | start-up CPU s | µs/pkt marginal "
+        "| µs/pkt whole | wall s | max RSS MB | output |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in result["rows"]:
         lines.append(
-            f"| {row['tool']} | {row['pair']} | {row['cpu_s_median']} | "
+            f"| {row['tool']} | {row['pair']} | {row['cpu_s_median']} "
+            f"({min(row['cpu_s_runs'])}-{max(row['cpu_s_runs'])}) | "
             f"{row['startup_cpu_s_median']} | {row['us_per_packet_marginal']} | "
             f"{row['us_per_packet_total']} | {row['wall_s_median']} | {row['max_rss_mb']} | "
             f"{row['output']} |"
@@ -118,8 +119,9 @@ def live_md(result: dict[str, Any]) -> list[str]:
         "",
         "| N | pkts/s | sent | recorded | socket drops | RcvbufErrors Δ | recorder lost "
         "| recorder CPU | µs/pkt | RSS MB | RSS/conn MB | sender CPU | sender late s "
-        "| zero loss |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| backlog s | other CPU | zero loss | clean |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+        "| --- | --- | --- |",
     ]
     for row in result["rows"]:
         lines.append(
@@ -128,12 +130,12 @@ def live_md(result: dict[str, Any]) -> list[str]:
             f"{row['recorder_lost']} | "
             f"{row['recorder_cpu_pct']}% | {row['recorder_us_per_packet']} | {row['rss_mb']} | "
             f"{row['rss_mb_per_connection']} | {row['sender_cpu_pct']}% | "
-            f"{row['sender_max_late_s']} | "
-            f"{'yes' if row['zero_loss'] else 'no'} |"
+            f"{row['sender_max_late_s']} | {row.get('drain_s')} | {row.get('other_cpu_pct')}% | "
+            f"{'yes' if row['zero_loss'] else 'no'} | {'yes' if row.get('clean') else 'no'} |"
         )
     lines += [
         "",
-        f"Largest N with zero loss: **{result.get('largest_zero_loss')}** "
+        f"Largest clean N: **{result.get('largest_zero_loss')}** "
         f"(target ≥ 500: {result.get('target_verdict')}).",
         "",
     ]
