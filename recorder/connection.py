@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from recorder import layout
 from recorder.archive import Archive
-from recorder.errors import NoMediaError, RecorderError, UnsupportedError
+from recorder.errors import NoMediaError, RecorderError
 from recorder.ingest import recorded_format
 from recorder.live import DEFAULT_KEYFRAME_INTERVAL, LiveSession
 from recorder.mux import Writer, WriterResult, writer_class
@@ -300,7 +301,7 @@ class ConnectionRecorder:
         self._final_dir.mkdir(parents=True, exist_ok=True)
         final = self._final_dir / name
         os.replace(self._tmp_dir / name, final)
-        _fsync_directory(self._final_dir)
+        layout.fsync_directory(self._final_dir)
         return FinishedFile(final, result.size, result.duration, start_us, index)
 
     def _release(self) -> None:
@@ -310,37 +311,3 @@ class ConnectionRecorder:
             self._ports_pool.give_back(port)
         if self._single_file is not None and not self._single_file.closed:
             self._single_file.close()
-
-
-def _fsync_directory(path: Path) -> None:
-    # The rename is durable only once the directory entry is.
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def media_requests(connection: dict[str, Any]) -> list[MediaRequest]:
-    """The media of an API connection body ({"audio": {...}, "video": {...}})."""
-    requests = []
-    for kind in ("audio", "video"):
-        medium = connection.get(kind)
-        if not medium:
-            continue
-        srtp = medium.get("srtp") or {}
-        requests.append(
-            MediaRequest(
-                kind,
-                medium["codec"],
-                medium["payload_type"],
-                medium.get("clock_rate"),
-                medium.get("channels"),
-                dict(medium.get("fmtp") or {}),
-                srtp.get("suite"),
-                srtp.get("key"),
-            )
-        )
-    if not requests:
-        raise UnsupportedError("a connection needs audio, video or both")
-    return requests

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import shutil
 import time
 from collections.abc import Sequence
@@ -259,7 +260,7 @@ class RecordingManager:
         del self._running[recording_id]
         stopped_at = time.time()
         info = self._recording_info(self.store.get_recording(recording_id) or recording.row)
-        info = layout.RecordingInfo(**{**_fields(info), "stopped_at": stopped_at})
+        info = dataclasses.replace(info, stopped_at=stopped_at)
         directory = self._directory(recording_id)
         doc = layout.report(info, recording.archives, self.config.archive_dir, self._node)
         directory.mkdir(parents=True, exist_ok=True)
@@ -813,10 +814,6 @@ def _media_requests(spec: ConnectionSpec) -> list[MediaRequest]:
             )
         )
     return requests
-
-
-def _fields(info: layout.RecordingInfo) -> dict[str, Any]:
-    return {name: getattr(info, name) for name in info.__dataclass_fields__}
 
 
 __all__: Sequence[str] = [
