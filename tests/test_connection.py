@@ -125,3 +125,17 @@ def test_h265_is_refused_for_webm_before_any_port_is_taken(tmp_path: Path) -> No
                            tmp_dir=tmp_path, final_dir=tmp_path, single_name="a.webm",
                            ports=pool)  # fmt: skip
     assert pool.take() == 31300
+
+
+def test_pairs_held_by_another_process_are_passed_over() -> None:
+    pool = PortPool(31400, 31405)  # three pairs
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    squatter.bind(("127.0.0.1", 31401))  # the RTCP port of the first pair
+    try:
+        assert pool.take("127.0.0.1") == 31402
+        assert pool.take("127.0.0.1") == 31404
+        with pytest.raises(NoPortsAvailable):
+            pool.take("127.0.0.1")
+    finally:
+        squatter.close()
+    assert pool.take("127.0.0.1") == 31400  # free again, and kept in the pool
