@@ -1,11 +1,11 @@
 """Live recording: UDP sockets → `Router` → archive → writers, with RTCP feedback to the sender.
 
-One asyncio datagram endpoint per bound port (each SDP media port, plus its RTCP port unless
-RTCP is muxed) hands every datagram to the `Router` straight from the protocol callback: no
-await, no per-packet task. A tick every `TICK` seconds expires reorder gaps and sends RTCP back
-to each sender: receiver reports, and keyframe requests (PLI, FIR as the fallback) at stream
-start until the first keyframe, after loss that left the stream waiting for one, and on the
-configured interval.
+One non-blocking socket per bound port (each SDP media port, plus its RTCP port unless RTCP is
+muxed), watched by the event loop's selector; each wake-up drains the socket and hands every
+datagram to the `Router` straight from the reader callback: no await, no per-packet task. A
+tick every `TICK` seconds expires reorder gaps and sends RTCP back to each sender: receiver
+reports, and keyframe requests (PLI, FIR as the fallback) at stream start until the first
+keyframe, after loss that left the stream waiting for one, and on the configured interval.
 
 `LiveSession` is the one entry point for live ingest: `LiveRecording` (`rtp-recorder record`)
 drives one into a file, the lifecycle layer drives one per connection from the API.
@@ -21,7 +21,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from recorder import rtcp
 from recorder.archive import Archive
@@ -32,6 +32,11 @@ from recorder.sdp import MediaDescription, RtpFormat, SessionDescription
 from recorder.stream import InboundStream
 
 TICK = 0.1
+# Datagrams read per wake-up of one socket before the loop serves the others.
+DRAIN_BATCH = 64
+# The largest UDP payload (IPv4); RTP from an SFU stays under the path MTU, but a datagram
+# larger than the read would be cut silently.
+MAX_DATAGRAM = 65535
 # Receive buffer asked for each socket: a burst of a 1080p keyframe (~200 packets) per stream
 # must fit while the event loop is busy writing a fragment.
 RECEIVE_BUFFER = 4 * 1024 * 1024
@@ -45,32 +50,51 @@ KEYFRAME_INTERVAL_RANGE = (1.0, 240.0)
 CNAME = b"rtp-recorder"
 
 
-class _Endpoint(asyncio.DatagramProtocol):
-    """One bound port; everything it receives goes to the router, nothing escapes."""
+class _Endpoint:
+    """One bound port; everything it receives goes to the router, nothing escapes.
 
-    __slots__ = ("_clock", "_feed", "internal_errors", "port", "transport")
+    The loop calls `on_readable` when the socket has data, and it drains the socket: one
+    wake-up serves every datagram queued since the last one, where asyncio's datagram
+    transport takes one per loop iteration and asks `recvfrom` for 256 KiB each time
+    (shared/PERF.md: about 4x the cost per packet of a drain loop).
+    """
 
-    def __init__(self, router: Router, port: int) -> None:
+    __slots__ = ("_clock", "_feed", "_recvfrom", "internal_errors", "port", "sock")
+
+    def __init__(self, router: Router, port: int, sock: socket.socket) -> None:
         self._feed = router.feed
         self._clock = time.monotonic
+        self._recvfrom = sock.recvfrom
         self.port = port
-        self.transport: asyncio.DatagramTransport | None = None
+        self.sock = sock
         self.internal_errors = 0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
+    def on_readable(self) -> None:
+        recvfrom = self._recvfrom
+        feed = self._feed
+        clock = self._clock
+        port = self.port
+        # Bounded, so one flooded socket cannot starve the others sharing the loop.
+        for _ in range(DRAIN_BATCH):
+            try:
+                data, addr = recvfrom(MAX_DATAGRAM)
+            except BlockingIOError:
+                return
+            except OSError:
+                # ICMP port unreachable for feedback sent to a sender that went away
+                # surfaces here on Linux: not fatal, and the next datagram is still there.
+                continue
+            try:
+                feed(port, data, clock(), addr)
+            except Exception:
+                # A bug of ours must not take the other streams down with it; it is counted
+                # and shows in the summary.
+                self.internal_errors += 1
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        try:
-            self._feed(self.port, data, self._clock(), addr)
-        except Exception:
-            # A bug of ours must not take the other streams down with it; it is counted and
-            # shows in the summary.
-            self.internal_errors += 1
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable for feedback sent to a sender that went away: not fatal.
-        pass
+    def send(self, data: bytes, address: tuple[str, int]) -> None:
+        """Best effort: feedback that does not fit the send buffer now is not worth waiting for."""
+        with contextlib.suppress(OSError):
+            self.sock.sendto(data, address)
 
 
 class _Feedback:
@@ -160,6 +184,7 @@ class LiveSession:
         self._keyframe_interval = keyframe_interval
         self._endpoints: dict[int, _Endpoint] = {}
         self._sockets: list[socket.socket] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._feedback: dict[int, _Feedback] = {}
         # Our RTCP's SSRC; SRTCP with the sender's key needs it distinct from the sender's.
         self._ssrc = random.getrandbits(32)
@@ -167,12 +192,13 @@ class LiveSession:
     async def open(self) -> list[int]:
         """Bind every port (all or none); return them."""
         loop = asyncio.get_running_loop()
+        self._loop = loop
         try:
             for port in self.router.ports:
                 sock = _bind(self._listen, port)
                 self._sockets.append(sock)
-                endpoint = _Endpoint(self.router, port)
-                await loop.create_datagram_endpoint(lambda e=endpoint: e, sock=sock)
+                endpoint = _Endpoint(self.router, port, sock)
+                loop.add_reader(sock.fileno(), endpoint.on_readable)
                 self._endpoints[port] = endpoint
         except BaseException:
             self._close_sockets()
@@ -185,13 +211,12 @@ class LiveSession:
         self.router.flush()
 
     def _close_sockets(self) -> None:
-        for endpoint in self._endpoints.values():
-            if endpoint.transport is not None:
-                endpoint.transport.close()
-        # The transport closes its socket only on the loop's next turn; the ports go back to
-        # the pool now, so they must be free now.
+        loop = self._loop
         for sock in self._sockets:
+            if loop is not None and sock.fileno() >= 0 and not loop.is_closed():
+                loop.remove_reader(sock.fileno())
             sock.close()
+        self._sockets = []
 
     def request_keyframe(self) -> None:
         """Ask every video sender for a keyframe at the next tick (e.g. before a split)."""
@@ -212,7 +237,7 @@ class LiveSession:
                 )
             addresses = route.feedback_addresses()
             endpoint = self._endpoints.get(route.rtcp_port)
-            if not addresses or endpoint is None or endpoint.transport is None:
+            if not addresses or endpoint is None:
                 continue
             compound = feedback.due(stream, now)
             if compound is None:
@@ -223,7 +248,7 @@ class LiveSession:
                 except MalformedPacket:
                     continue
             for address in addresses:
-                endpoint.transport.sendto(compound, (address[0], address[1]))
+                endpoint.send(compound, (address[0], address[1]))
 
     @property
     def internal_errors(self) -> int:
