@@ -6,6 +6,7 @@ the response, and a `LifecycleError` becomes the JSON error shape of `api.errors
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -129,6 +130,7 @@ async def list_recordings(
         Query(min_length=1, max_length=MAX_ID_LENGTH, description="Only this channel's"),
     ] = None,
 ) -> list[dict[str, Any]]:
+    await manager.refresh()
     return manager.list_recordings(state=state, channel_id=channel_id)
 
 
@@ -139,6 +141,7 @@ async def list_recordings(
     responses={200: {"model": RecordingView}, **_errors(400, 404)},
 )
 async def get_recording(recording_id: RecordingId, manager: Manager) -> dict[str, Any]:
+    await manager.refresh(recording_id)
     return manager.get_recording(recording_id)
 
 
@@ -149,6 +152,7 @@ async def get_recording(recording_id: RecordingId, manager: Manager) -> dict[str
     responses={200: {"model": list[ArchivingItem]}},
 )
 async def archiving(manager: Manager) -> list[dict[str, Any]]:
+    await manager.refresh()
     return manager.archiving()
 
 
@@ -189,6 +193,10 @@ async def retry_webhook(event_id: EventId, service: Service) -> dict[str, Any]:
 
 
 async def metrics(request: Request) -> Response:
+    service = getattr(request.app.state, "service", None)
+    if service is not None:
+        with contextlib.suppress(RuntimeError):  # not started, or stopped
+            await service.manager.refresh()
     registry: CollectorRegistry = request.app.state.metrics_registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

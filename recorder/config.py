@@ -142,6 +142,16 @@ def parse_port_range(value: object) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def _workers(value: object) -> int | None:
+    """`auto` (None: one per core), or a count; 0 records in the API process itself."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    try:
+        return _integer(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number of processes or auto") from None
+
+
 def _format(value: object) -> str:
     text = _text(value).strip().lower()
     if text not in FORMATS:
@@ -254,6 +264,14 @@ OPTIONS: tuple[Option, ...] = (
         _switch,
         describe=lambda on: "on" if on else "off",
         switch=True,
+    ),
+    Option(
+        "workers",
+        "processes that receive and record RTP, each owning the connections it is given: "
+        "auto is one per CPU core, 0 records in the API process",
+        _workers,
+        "N|auto",
+        lambda workers: "auto" if workers is None else str(workers),
     ),
     Option(
         "pli_interval",

@@ -1,10 +1,11 @@
 """One connection of a recording: its UDP ports, its live session and its archive files.
 
-The lifecycle layer (recordings, the API, the store) creates a `ConnectionRecorder` per
-participant. It allocates a port per medium from the `PortPool` (RTCP accepted muxed there and
-on the next port), records into `archive_tmp_dir`, and on stop finalizes, fsyncs and moves the
-files into `archive_dir`, telling its owner about each finished file through callbacks. Split
-pieces are moved as soon as each is complete.
+The lifecycle layer (recordings, the API, the store) allocates a port per medium from the
+`PortPool` and describes each participant in `ConnectionSettings`; a `ConnectionRecorder` (in
+the API process or in a worker, see recorder.workers) binds those ports (RTCP accepted muxed
+there and on the next port), records into `archive_tmp_dir`, and on stop finalizes, fsyncs and
+moves the files into `archive_dir`, telling its owner about each finished file through
+callbacks. Split pieces are moved as soon as each is complete.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -131,61 +132,84 @@ class FinishedFile:
     tracks: list[dict[str, Any]] = field(default_factory=list)  # single archive: per track
 
 
+@dataclass(slots=True)
+class ConnectionSettings:
+    """How one connection is recorded: plain data, so a worker process can be handed it.
+
+    `ports` are already allocated (RTP on each, RTCP accepted muxed there and on the next
+    port); `single_name` None means split-only, `split_name` None means no split files.
+    """
+
+    media: list[MediaRequest]
+    container: str
+    tmp_dir: Path
+    final_dir: Path
+    ports: dict[str, int]
+    single_name: str | None
+    split_name: Callable[[int], str] | None = None  # picklable, e.g. a functools.partial
+    split_duration: float | None = None
+    listen: str = "0.0.0.0"
+    keyframe_interval: float = DEFAULT_KEYFRAME_INTERVAL
+
+
+@dataclass(slots=True)
+class ConnectionStatus:
+    """What the lifecycle reads of a running connection, as of one moment."""
+
+    archive_started: bool = False
+    origin: float | None = None  # UNIX time of the archive timeline's 0
+    largest_picture: tuple[int, int] = (0, 0)
+    last_keyframe_at: float | None = None  # time.monotonic() of the last video keyframe
+    stats: list[dict[str, object]] = field(default_factory=list)
+
+    def last_keyframe_age(self, now: float) -> float | None:
+        """Seconds since a video keyframe was last seen (at tick resolution), None if never."""
+        at = self.last_keyframe_at
+        return None if at is None else round(now - at, 1)
+
+
 class ConnectionRecorder:
-    """Records one connection: `start`, `tick` from the service's clock task, `stop`."""
+    """Records one connection: `start`, `tick` from a clock task, `stop`."""
 
     def __init__(
         self,
-        media: Sequence[MediaRequest],
+        settings: ConnectionSettings,
         *,
-        container: str,
-        tmp_dir: Path,
-        final_dir: Path,
-        single_name: str | None,
-        split_name: Callable[[int], str] | None = None,
-        split_duration: float | None = None,
-        ports: PortPool,
-        listen: str = "0.0.0.0",
-        keyframe_interval: float = DEFAULT_KEYFRAME_INTERVAL,
         on_split: Callable[[FinishedFile], None] | None = None,
         on_piece_open: Callable[[int], None] | None = None,
     ) -> None:
-        """`single_name` None means split-only; `split_name` None means no split files."""
-        if single_name is None and split_name is None:
+        if settings.single_name is None and settings.split_name is None:
             raise ValueError("a connection records at least one kind of file")
-        self._writer_cls = writer_class(container)
-        self._writer_cls.check_codecs([request.codec.upper() for request in media])
-        self._media = list(media)
-        self._tmp_dir = tmp_dir
-        self._final_dir = final_dir
-        self._single_name = single_name
-        self._split_name = split_name
-        self._split_us = int((split_duration or 0) * 1_000_000)
-        self._ports_pool = ports
-        self._listen = listen
-        self._keyframe_interval = keyframe_interval
+        self._writer_cls = writer_class(settings.container)
+        self._writer_cls.check_codecs([request.codec.upper() for request in settings.media])
+        if set(settings.ports) != {request.kind for request in settings.media}:
+            raise ValueError("one port per medium")
+        self._media = list(settings.media)
+        self._tmp_dir = settings.tmp_dir
+        self._final_dir = settings.final_dir
+        self._single_name = settings.single_name
+        self._split_name = settings.split_name
+        self._split_us = int((settings.split_duration or 0) * 1_000_000)
+        self._listen = settings.listen
+        self._keyframe_interval = settings.keyframe_interval
         self._on_split = on_split or (lambda finished: None)
         self._on_piece_open = on_piece_open or (lambda index: None)
-        self.ports: dict[str, int] = {}
+        self.ports: dict[str, int] = dict(settings.ports)
         self.session: LiveSession | None = None
         self._archive: Archive | None = None
         self._single_file: BinaryIO | None = None
         self._split: SplitWriter | None = None
         self._split_requested_for = -1
-        self.pieces: list[FinishedFile] = []
         # Arrival times are monotonic; this turns them into UNIX times for the documents.
         self.clock_offset = time.time() - time.monotonic()
         self._keyframes_seen = 0
         self._last_keyframe_at: float | None = None
 
     async def start(self) -> dict[str, int]:
-        """Allocate and bind the ports; return {kind: port}. Nothing is left bound on error."""
-        sections = []
+        """Bind the ports and open the files; return {kind: port}. Nothing is left bound or
+        open on error."""
         try:
-            for request in self._media:
-                port = self._ports_pool.take(self._listen)
-                self.ports[request.kind] = port
-                sections.append(request.section(port))
+            sections = [request.section(self.ports[request.kind]) for request in self._media]
             self._tmp_dir.mkdir(parents=True, exist_ok=True)
             writers: list[Writer] = []
             if self._single_name is not None:
@@ -232,11 +256,6 @@ class ConnectionRecorder:
             self._keyframes_seen = keyframes
             self._last_keyframe_at = now
 
-    def last_keyframe_age(self, now: float) -> float | None:
-        """Seconds since a video keyframe was last seen (at tick resolution), None if never."""
-        at = self._last_keyframe_at
-        return None if at is None else round(now - at, 1)
-
     def largest_picture(self) -> tuple[int, int]:
         """The largest video picture recorded so far, (0, 0) before any."""
         return self._archive.largest_picture() if self._archive is not None else (0, 0)
@@ -258,6 +277,16 @@ class ConnectionRecorder:
     def stats(self) -> list[dict[str, object]]:
         return self.session.stats() if self.session is not None else []
 
+    def status(self) -> ConnectionStatus:
+        """Everything the lifecycle reads of the connection, now."""
+        return ConnectionStatus(
+            self.archive_started,
+            self.origin,
+            self.largest_picture(),
+            self._last_keyframe_at,
+            self.stats(),
+        )
+
     def stop(self) -> FinishedFile | None:
         """Finalize and move the files. Returns the single archive (None when split-only);
         raises `NoMediaError` when no decodable media ever arrived (the archive failed)."""
@@ -266,7 +295,14 @@ class ConnectionRecorder:
             if session is None or archive is None:
                 raise NoMediaError("the connection never started")
             session.close()
-            result = archive.close()
+            try:
+                result = archive.close()
+            except NoMediaError:
+                # No decodable media, so no header was ever written: no empty file stays.
+                if self._single_name is not None and self._single_file is not None:
+                    self._single_file.close()
+                    (self._tmp_dir / self._single_name).unlink(missing_ok=True)
+                raise
             if self._single_file is None:
                 return None
             # The single writer is the archive's first (see `start`).
@@ -289,7 +325,6 @@ class ConnectionRecorder:
         finished = self._finish(
             piece.file, self._split_name(piece.index), piece.result, piece.start_us, piece.index
         )
-        self.pieces.append(finished)
         self._on_split(finished)
 
     def _finish(
@@ -307,7 +342,5 @@ class ConnectionRecorder:
     def _release(self) -> None:
         if self.session is not None:
             self.session.close()
-        for port in self.ports.values():
-            self._ports_pool.give_back(port)
         if self._single_file is not None and not self._single_file.closed:
             self._single_file.close()

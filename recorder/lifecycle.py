@@ -7,8 +7,10 @@ lifecycle event it causes (the webhook outbox of the next layer), and every fini
 its JSON document in `archive_dir/<recording_id>/`, named and shaped like the reference
 product's (recorder.layout).
 
-Everything runs on the service's event loop; one task ticks all connections (expiring reorder
-gaps, RTCP feedback, split keyframe requests, announcing archives that started, expiry).
+Everything here runs on the service's event loop. The connections themselves record either on
+that loop or in worker processes (recorder.workers); one task ticks the lifecycle (announcing
+archives that started, expiry, the disk floor, and the local connections' reorder gaps, RTCP
+feedback and split keyframe requests).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import shutil
 import time
 from collections.abc import Sequence
@@ -26,7 +29,7 @@ from typing import Any
 from recorder import layout
 from recorder.codecs import DEPACKETIZERS
 from recorder.connection import (
-    ConnectionRecorder,
+    ConnectionSettings,
     FinishedFile,
     MediaRequest,
     NoPortsAvailable,
@@ -36,7 +39,15 @@ from recorder.errors import NoMediaError, RecorderError, SdpError, UnsupportedEr
 from recorder.ids import InvalidIdError, new_recording_id, validate_id
 from recorder.live import srtp_sessions
 from recorder.mux import WRITERS, writer_class
+from recorder.recovery import recover_archive
 from recorder.store import ConflictError, Event, RecordingRow, Store
+from recorder.workers import (
+    ConnectionEvents,
+    ConnectionLost,
+    Handle,
+    connection_host,
+    default_workers,
+)
 
 TICK = 0.1
 MAX_SPLIT_DURATION = 86400
@@ -100,9 +111,10 @@ class RecordingSpec:
 @dataclass(slots=True)
 class _Connection:
     spec: ConnectionSpec
-    recorder: ConnectionRecorder | None  # None: recording_block
-    ports: dict[str, int]
+    recorder: Handle | None  # None: recording_block
+    ports: dict[str, int]  # taken from the pool until `ports_released`
     state: str = "recording"
+    ports_released: bool = False
     archive_id: int | None = None  # the single archive's store row, once media arrived
     announced: bool = False  # archive.started sent
     split_rows: dict[int, int] = field(default_factory=dict)  # split index -> store row
@@ -116,6 +128,7 @@ class _Recording:
     connections: dict[str, _Connection] = field(default_factory=dict)
     expires_at: float | None = None
     archives: list[layout.ArchiveInfo] = field(default_factory=list)
+    stopping: asyncio.Future[None] | None = None  # set once a stop began; done when it ended
 
 
 class RecordingManager:
@@ -126,6 +139,8 @@ class RecordingManager:
         self.store = store
         first, last = config.rtp_port_range
         self.ports = PortPool(first, last)
+        workers = getattr(config, "workers", None)
+        self.host = connection_host(default_workers() if workers is None else workers)
         self._running: dict[str, _Recording] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._node = layout.Node()
@@ -138,13 +153,34 @@ class RecordingManager:
         if self._ticker is None or self._ticker.done():
             self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
 
-    def close(self) -> None:
-        """Service shutdown: stop every running recording cleanly, files and reports included."""
+    async def open(self) -> None:
+        """Start the worker processes, if any, so the first request does not wait for them."""
+        await self.host.open()
+
+    async def close(self) -> None:
+        """Service shutdown: stop every running recording cleanly, files and reports included,
+        then the workers."""
         for recording_id in list(self._running):
-            self._stop(recording_id)
+            await self._stop(recording_id)
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
+        await self.host.close()
+
+    async def refresh(self, recording_id: str | None = None) -> None:
+        """Bring the counters of running connections (one recording's, or all) up to date for
+        the views that follow; connections in worker processes report them on request."""
+        recordings = (
+            list(self._running.values())
+            if recording_id is None
+            else [r for r in (self._running.get(recording_id),) if r is not None]
+        )
+        await self.host.refresh(
+            connection.recorder
+            for recording in recordings
+            for connection in recording.connections.values()
+            if connection.recorder is not None and connection.state == "recording"
+        )
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -218,7 +254,7 @@ class RecordingManager:
             for connection in spec.connections:
                 await self._start_connection(recording, connection)
         except BaseException:
-            self._stop(recording_id, failed=True)
+            await self._stop(recording_id, failed=True)
             raise
         return self._view(recording.row.id)
 
@@ -238,13 +274,13 @@ class RecordingManager:
         connection = recording.connections.get(connection_id)
         if connection is None or connection.state not in ("recording", "blocked"):
             raise _not_found("connection", connection_id)
-        self._end_connection(recording, connection)
+        await self._end_connection(recording, connection)
         return self._connection_view(recording_id, connection_id)
 
     async def stop_recording(self, recording_id: str, failed: bool = False) -> dict[str, Any]:
-        return self._stop(recording_id, failed)
+        return await self._stop(recording_id, failed)
 
-    def _stop(
+    async def _stop(
         self, recording_id: str, failed: bool = False, failure: str | None = None
     ) -> dict[str, Any]:
         recording = self._running.get(recording_id)
@@ -252,12 +288,34 @@ class RecordingManager:
             if self.store.get_recording(recording_id) is None:
                 raise _not_found("recording", recording_id)
             return self._view(recording_id)  # already stopped: stopping again is harmless
-        self.store.set_recording_state(recording_id, "stopping")
-        for connection in recording.connections.values():
-            if connection.state in ("recording", "blocked"):
-                # Split pieces finished while ending find the recording still listed.
+        if recording.stopping is not None:
+            # Stopped by someone else meanwhile (a request, expiry, the disk floor): one stop.
+            await asyncio.shield(recording.stopping)
+            return self._view(recording_id)
+        recording.stopping = asyncio.get_running_loop().create_future()
+        try:
+            self.store.set_recording_state(recording_id, "stopping")
+            await self._end_connections(recording, failure)
+            self._report(recording, failed)
+        finally:
+            self._running.pop(recording_id, None)
+            if not recording.stopping.done():
+                recording.stopping.set_result(None)
+        return self._view(recording_id)
+
+    async def _end_connections(self, recording: _Recording, failure: str | None) -> None:
+        # Split pieces finished while ending find the recording still listed. Connections in
+        # different workers finish (fsync included) at the same time.
+        await asyncio.gather(
+            *(
                 self._end_connection(recording, connection, failure)
-        del self._running[recording_id]
+                for connection in recording.connections.values()
+                if connection.state in ("recording", "blocked")
+            )
+        )
+
+    def _report(self, recording: _Recording, failed: bool) -> None:
+        recording_id = recording.row.id
         stopped_at = time.time()
         info = self._recording_info(self.store.get_recording(recording_id) or recording.row)
         info = dataclasses.replace(info, stopped_at=stopped_at)
@@ -271,7 +329,6 @@ class RecordingManager:
             stopped_at=stopped_at,
             events=[Event("recording.report", doc)],
         )
-        return self._view(recording_id)
 
     def get_recording(self, recording_id: str) -> dict[str, Any]:
         if self.store.get_recording(recording_id) is None:
@@ -293,8 +350,9 @@ class RecordingManager:
                 recorder = connection.recorder
                 if recorder is None or connection.state != "recording":
                     continue
-                stats = recorder.stats()
-                origin = recorder.origin
+                status = recorder.status()
+                stats = status.stats
+                origin = status.origin
                 seconds = 0.0 if origin is None else max(0.0, time.time() - origin)
                 octets = sum(int(s.get("bytes") or 0) for s in stats)
                 items.append(
@@ -307,7 +365,7 @@ class RecordingManager:
                         "packets": sum(int(s.get("packets") or 0) for s in stats),
                         "lost": sum(int(s.get("lost") or 0) for s in stats),
                         "bitrate_kbps": round(octets * 8 / seconds / 1000, 1) if seconds else 0,
-                        "last_keyframe_age": recorder.last_keyframe_age(now),
+                        "last_keyframe_age": status.last_keyframe_age(now),
                     }
                 )
         return items
@@ -331,7 +389,7 @@ class RecordingManager:
                 if connection.recorder is None or connection.state != "recording":
                     continue
                 totals["connections_recording"] += 1
-                for name, value in _counter_totals(connection.recorder.stats()).items():
+                for name, value in _counter_totals(connection.recorder.status().stats).items():
                     totals[name] += value
         return totals
 
@@ -399,34 +457,49 @@ class RecordingManager:
         recorder = None
         ports: dict[str, int] = {}
         if not spec.recording_block:
+            ports = self._take_ports(media)
             container = row.format
             split = row.split_duration
-            recorder = ConnectionRecorder(
+            settings = ConnectionSettings(
                 media,
                 container=container,
                 tmp_dir=self.config.archive_tmp_dir / row.id,
                 final_dir=self._directory(row.id),
+                ports=ports,
                 single_name=None if row.split_only else layout.archive_name(cid, container),
                 split_name=(
-                    (lambda index: layout.split_archive_name(cid, index, container))
+                    functools.partial(layout.split_archive_name, cid, ext=container)
                     if split
                     else None
                 ),
                 split_duration=split,
-                ports=self.ports,
                 listen=self.config.rtp_listen,
                 keyframe_interval=self.config.pli_interval,
-                on_split=lambda finished: self._on_split(recording.row.id, cid, finished),
-                on_piece_open=lambda index: self._on_piece_open(recording.row.id, cid, index),
+            )
+            events = ConnectionEvents(
+                on_split=lambda finished: self._on_split(row.id, cid, finished),
+                on_piece_open=lambda index: self._on_piece_open(row.id, cid, index),
+                on_lost=lambda reason: self._on_lost(row.id, cid, reason),
             )
             try:
-                ports = await recorder.start()
-            except NoPortsAvailable as error:
-                raise LifecycleError(str(error), "NO-PORTS-AVAILABLE", 503) from None
-            except (SdpError, UnsupportedError) as error:
-                raise LifecycleError(str(error)) from None
-            except RecorderError as error:
-                raise LifecycleError(str(error), "NO-PORTS-AVAILABLE", 503) from None
+                recorder = await self.host.start(settings, events)
+            except BaseException as error:
+                self._give_back(ports)
+                if isinstance(error, (SdpError, UnsupportedError)):
+                    raise LifecycleError(str(error)) from None
+                if isinstance(error, RecorderError):  # a port could not be bound
+                    raise LifecycleError(str(error), "NO-PORTS-AVAILABLE", 503) from None
+                raise
+            if recording.stopping is not None:
+                # The recording was stopped while this connection started.
+                with contextlib.suppress(RecorderError):
+                    await self.host.stop(recorder)
+                self._give_back(ports)
+                raise LifecycleError(
+                    f"recording {row.id} stopped while connection {cid!r} started",
+                    "RECORDING-NOT-RUNNING",
+                    409,
+                )
         connection = _Connection(
             spec, recorder, ports, state="blocked" if spec.recording_block else "recording"
         )
@@ -440,72 +513,156 @@ class RecordingManager:
             media=self._media_view(connection),
         )
 
-    def _end_connection(
+    def _take_ports(self, media: Sequence[MediaRequest]) -> dict[str, int]:
+        """A port pair per medium from the pool, all or none."""
+        ports: dict[str, int] = {}
+        try:
+            for request in media:
+                ports[request.kind] = self.ports.take(self.config.rtp_listen)
+        except NoPortsAvailable as error:
+            self._give_back(ports)
+            raise LifecycleError(str(error), "NO-PORTS-AVAILABLE", 503) from None
+        return ports
+
+    def _give_back(self, ports: dict[str, int]) -> None:
+        for port in ports.values():
+            self.ports.give_back(port)
+
+    def _release_ports(self, connection: _Connection) -> None:
+        # Exactly once: a port given back twice could be taken from whoever has it now.
+        if not connection.ports_released:
+            connection.ports_released = True
+            self._give_back(connection.ports)
+
+    async def _end_connection(
         self, recording: _Recording, connection: _Connection, failure: str | None = None
     ) -> None:
         """Finalize and move the connection's files. With `failure`, the finished file is
         still documented and kept (it plays), but announced as failed with that reason."""
+        recorder = connection.recorder
+        connection.state = "ended"
+        if recorder is not None:
+            try:
+                single = await self.host.stop(recorder)
+            except NoMediaError:
+                connection.state = "failed"
+                self._fail_archives(recording, connection, "no decodable media arrived")
+            except ConnectionLost:
+                # The worker died while finishing them: the files are as its crash left them.
+                self._recover_files(recording, connection)
+            else:
+                if single is not None:
+                    self._document_single(recording, connection, single, failure)
+            finally:
+                self._release_ports(connection)
+            self._count_finished(recorder)
+        self._close_connection(recording, connection)
+
+    def _on_lost(self, recording_id: str, cid: str, reason: str) -> None:
+        """The worker recording a connection died: its files are finished as the recovery at
+        start finishes a crashed process's, and the connection ends; the recording goes on."""
+        recording = self._running.get(recording_id)
+        connection = recording.connections.get(cid) if recording is not None else None
+        if recording is None or connection is None or connection.state != "recording":
+            return
+        connection.state = "ended"
+        self._release_ports(connection)
+        self._recover_files(recording, connection)
+        if connection.recorder is not None:
+            self._count_finished(connection.recorder)
+        self._close_connection(recording, connection)
+
+    def _recover_files(self, recording: _Recording, connection: _Connection) -> None:
         row = recording.row
         cid = connection.spec.connection_id
         recorder = connection.recorder
-        connection.state = "ended"
-        events: list[Event] = []
-        if recorder is not None:
-            info = self._recording_info(row)
-            try:
-                single = recorder.stop()
-            except NoMediaError:
-                single = None
-                connection.state = "failed"
-                for archive_id in [connection.archive_id, *connection.split_rows.values()]:
-                    if archive_id is not None:
-                        self.store.update_archive(
-                            archive_id,
-                            state="failed",
-                            events=[
-                                Event(
-                                    "archive.failed",
-                                    {
-                                        "recording_id": row.id,
-                                        "channel_id": row.channel_id,
-                                        "connection_id": cid,
-                                        "reason": "no decodable media arrived",
-                                    },
-                                )
-                            ],
-                        )
-            for name, value in _counter_totals(recorder.stats()).items():
-                self._finished_totals[name] = self._finished_totals.get(name, 0) + value
-            if single is not None:
-                archive = self._archive_info(recorder, connection, single, None)
-                connection.single = archive
-                recording.archives.append(archive)
-                doc = layout.archive_metadata(info, archive, self.config.archive_dir, self._node)
-                layout.write_json_atomically(
-                    self._directory(row.id) / layout.archive_metadata_name(cid), doc
-                )
-                archive_id = self._ensure_archive_row(recording, connection)
-                event = (
-                    Event("archive.available", doc)
-                    if failure is None
-                    else Event("archive.failed", {**doc, "reason": failure})
-                )
+        if not connection.announced and recorder is not None and recorder.archive_started:
+            self._announce(recording, connection)  # its store row is what recovery works from
+        info = self._recording_info(row)
+        rows = {c.connection_id: c for c in self.store.list_connections(row.id)}
+        for archive in self.store.list_archives(row.id):
+            if archive.connection_id != cid or archive.state != "writing":
+                continue
+            for recovered in recover_archive(
+                self.store, info, archive, rows, self.config.archive_dir, self._node
+            ):
+                recording.archives.append(recovered)
+                if recovered.is_split:
+                    connection.pieces.append(recovered)
+                else:
+                    connection.single = recovered
+
+    def _fail_archives(self, recording: _Recording, connection: _Connection, reason: str) -> None:
+        row = recording.row
+        for archive_id in [connection.archive_id, *connection.split_rows.values()]:
+            if archive_id is not None:
                 self.store.update_archive(
                     archive_id,
-                    state="available" if failure is None else "failed",
-                    size=single.size,
-                    stopped_at=archive.stopped_at,
-                    metadata=doc,
-                    events=[event],
+                    state="failed",
+                    events=[
+                        Event(
+                            "archive.failed",
+                            {
+                                "recording_id": row.id,
+                                "channel_id": row.channel_id,
+                                "connection_id": connection.spec.connection_id,
+                                "reason": reason,
+                            },
+                        )
+                    ],
                 )
-            if connection.pieces:
-                doc = layout.split_archive_end_metadata(
-                    info, connection.pieces, self.config.archive_dir, self._node
-                )
-                layout.write_json_atomically(
-                    self._directory(row.id) / layout.split_archive_end_name(cid), doc
-                )
-                events.append(Event("split-archive.end", doc))
+
+    def _document_single(
+        self,
+        recording: _Recording,
+        connection: _Connection,
+        single: FinishedFile,
+        failure: str | None,
+    ) -> None:
+        row = recording.row
+        assert connection.recorder is not None
+        info = self._recording_info(row)
+        archive = self._archive_info(connection.recorder, connection, single, None)
+        connection.single = archive
+        recording.archives.append(archive)
+        doc = layout.archive_metadata(info, archive, self.config.archive_dir, self._node)
+        layout.write_json_atomically(
+            self._directory(row.id) / layout.archive_metadata_name(connection.spec.connection_id),
+            doc,
+        )
+        archive_id = self._ensure_archive_row(recording, connection)
+        event = (
+            Event("archive.available", doc)
+            if failure is None
+            else Event("archive.failed", {**doc, "reason": failure})
+        )
+        self.store.update_archive(
+            archive_id,
+            state="available" if failure is None else "failed",
+            size=single.size,
+            stopped_at=archive.stopped_at,
+            metadata=doc,
+            events=[event],
+        )
+
+    def _count_finished(self, recorder: Handle) -> None:
+        # Counters of connections that ended, so the *_total metrics never go down.
+        for name, value in _counter_totals(recorder.status().stats).items():
+            self._finished_totals[name] = self._finished_totals.get(name, 0) + value
+
+    def _close_connection(self, recording: _Recording, connection: _Connection) -> None:
+        """The connection's last document (the end of its split series) and state."""
+        row = recording.row
+        cid = connection.spec.connection_id
+        events: list[Event] = []
+        if connection.pieces:
+            doc = layout.split_archive_end_metadata(
+                self._recording_info(row), connection.pieces, self.config.archive_dir, self._node
+            )
+            layout.write_json_atomically(
+                self._directory(row.id) / layout.split_archive_end_name(cid), doc
+            )
+            events.append(Event("split-archive.end", doc))
         self.store.set_connection_state(row.id, cid, "ended", ended_at=time.time(), events=events)
 
     def _ensure_archive_row(self, recording: _Recording, connection: _Connection) -> int:
@@ -520,7 +677,7 @@ class RecordingManager:
         cid = connection.spec.connection_id
         connection.announced = True
         recorder = connection.recorder
-        started = (recorder.origin if recorder is not None else None) or time.time()
+        started = (recorder.status().origin if recorder is not None else None) or time.time()
         if row.split_only:
             name = layout.split_archive_name(cid, 1, row.format)
         else:
@@ -561,8 +718,10 @@ class RecordingManager:
 
     def _on_piece_open(self, recording_id: str, cid: str, index: int) -> None:
         """A split piece's file was opened: registered as being written, for crash recovery."""
-        recording = self._running[recording_id]
-        connection = recording.connections[cid]
+        recording = self._running.get(recording_id)
+        connection = recording.connections.get(cid) if recording is not None else None
+        if recording is None or connection is None:
+            return
         name = layout.split_archive_name(cid, index, recording.row.format)
         archive = self.store.add_archive(
             recording_id,
@@ -576,9 +735,9 @@ class RecordingManager:
         connection.split_rows[index] = archive.id
 
     def _on_split(self, recording_id: str, cid: str, finished: FinishedFile) -> None:
-        recording = self._running[recording_id]
-        connection = recording.connections.get(cid)
-        if connection is None or connection.recorder is None:
+        recording = self._running.get(recording_id)
+        connection = recording.connections.get(cid) if recording is not None else None
+        if recording is None or connection is None or connection.recorder is None:
             return
         info = self._recording_info(recording.row)
         archive = self._archive_info(connection.recorder, connection, finished, finished.index)
@@ -608,6 +767,7 @@ class RecordingManager:
 
     async def _tick(self, now: float) -> None:
         wall = time.time()
+        self.host.tick(now)
         if self._running and now - self._disk_checked >= DISK_CHECK_INTERVAL:
             self._disk_checked = now
             low = self._low_disk()
@@ -615,17 +775,18 @@ class RecordingManager:
                 # Below the floor, every running archive is finalized while it still can be,
                 # and announced as failed.
                 for recording_id in list(self._running):
-                    self._stop(recording_id, failed=True, failure=low)
+                    await self._stop(recording_id, failed=True, failure=low)
                 return
         for recording_id, recording in list(self._running.items()):
+            if recording.stopping is not None:
+                continue
             if recording.expires_at is not None and wall >= recording.expires_at:
-                self._stop(recording_id)
+                await self._stop(recording_id)
                 continue
             for connection in recording.connections.values():
                 recorder = connection.recorder
                 if recorder is None or connection.state != "recording":
                     continue
-                recorder.tick(now)
                 if not connection.announced and recorder.archive_started:
                     self._announce(recording, connection)
 
@@ -633,7 +794,7 @@ class RecordingManager:
 
     def _live(self, recording_id: str) -> _Recording:
         recording = self._running.get(recording_id)
-        if recording is None:
+        if recording is None or recording.stopping is not None:
             if self.store.get_recording(recording_id) is None:
                 raise _not_found("recording", recording_id)
             raise LifecycleError(
@@ -661,13 +822,14 @@ class RecordingManager:
 
     def _archive_info(
         self,
-        recorder: ConnectionRecorder,
+        recorder: Handle,
         connection: _Connection,
         finished: FinishedFile,
         split_index: int | None,
     ) -> layout.ArchiveInfo:
         spec = connection.spec
-        origin = recorder.origin or time.time()
+        status = recorder.status()
+        origin = status.origin or time.time()
         started = origin + finished.start_us / 1_000_000
         width = height = None
         for track in finished.tracks:
@@ -675,7 +837,7 @@ class RecordingManager:
                 width, height = track["width"], track["height"]
         if width is None and spec.video is not None:
             # A split piece: the largest picture of the connection so far.
-            largest = recorder.largest_picture()
+            largest = status.largest_picture
             if largest[0]:
                 width, height = largest
         return layout.ArchiveInfo(
@@ -692,7 +854,7 @@ class RecordingManager:
             split_index=split_index,
             video_width=width,
             video_height=height,
-            stats=layout.archive_stats(recorder.stats()),
+            stats=layout.archive_stats(status.stats),
         )
 
     def _media_view(self, connection: _Connection) -> dict[str, Any]:
@@ -748,7 +910,7 @@ class RecordingManager:
             "audio": row.media.get("audio"),
             "video": row.media.get("video"),
             "archives": archives,
-            "stats": recorder.stats() if recorder is not None else [],
+            "stats": recorder.status().stats if recorder is not None else [],
         }
 
     def _view(self, recording_id: str) -> dict[str, Any]:

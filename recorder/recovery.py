@@ -190,7 +190,7 @@ def _recover_recording(
             continue
         if archive.state != "writing":
             continue
-        archives += _recover_archive(store, info, archive, connections, archive_dir, node)
+        archives += recover_archive(store, info, archive, connections, archive_dir, node)
     for cid, connection in connections.items():
         if connection.state == "ended":
             continue
@@ -213,7 +213,7 @@ def _recover_recording(
     )
 
 
-def _recover_archive(
+def recover_archive(
     store: Store,
     info: layout.RecordingInfo,
     archive: ArchiveRow,
@@ -221,6 +221,9 @@ def _recover_archive(
     archive_dir: Path,
     node: layout.Node,
 ) -> list[layout.ArchiveInfo]:
+    """Finish one archive whose writer died: cut its temporary file back to what plays, move
+    it into place, document and announce it (or announce it failed when nothing plays).
+    `connections` maps connection ids to their store rows. Returns what was recovered."""
     temp, final = Path(archive.temp_path), Path(archive.final_path)
     if not temp.exists() and final.exists():
         # The crash came after the finished file was moved but before the store heard of it.

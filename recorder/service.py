@@ -51,6 +51,8 @@ PLI_INTERVAL_MAX = 240.0
 RTP_PORT_MIN = 1024
 RTP_PORT_MAX = 65535
 GIB = 1024**3
+# More recording processes than this is a configuration mistake, not a big machine.
+MAX_WORKERS = 256
 
 
 @dataclass(slots=True)
@@ -71,6 +73,8 @@ class ServiceConfig:
     api_token: str | None = field(default=None, repr=False)  # required by all but GET /healthz
     allow_insecure_bind: bool = False  # serve a non-loopback API address without a token
     pli_interval: float = 20.0  # seconds between periodic keyframe requests
+    # Processes that record connections: None is one per core, 0 records in this process.
+    workers: int | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)  # HMAC-SHA256 key
     # More receivers, each with its own secret and event filter (the TOML [[webhooks]] array).
@@ -124,6 +128,8 @@ class ServiceConfig:
             raise ConfigError("--max-expire-time must be at least 1 second", ("max_expire_time",))
         if self.min_free_space < 0:
             raise ConfigError("--min-free-space cannot be negative", ("min_free_space",))
+        if self.workers is not None and not 0 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(f"--workers {self.workers} is outside 0-{MAX_WORKERS}", ("workers",))
         # `not a <= x <= b` also refuses NaN.
         if not PLI_INTERVAL_MIN <= self.pli_interval <= PLI_INTERVAL_MAX:
             raise ConfigError(
@@ -227,10 +233,8 @@ class RecorderService:
         self._manager = RecordingManager(self.config, self._store)
 
     def stop(self) -> None:
-        # Running recordings are finalized (files, metadata, report) before the state closes.
-        if self._manager is not None:
-            self._manager.close()
-            self._manager = None
+        """Close the state. Recordings must have been stopped first (`astop` does that)."""
+        self._manager = None
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -239,25 +243,29 @@ class RecorderService:
     # stops the service through these; `start` / `stop` alone run it without webhooks.
 
     async def astart(self) -> None:
-        """`start`, then deliver the outbox to the configured webhooks."""
+        """`start`, the worker processes, then delivery of the outbox to the webhooks."""
         self.start()
-        targets = self.config.webhook_targets()
-        if not targets:
-            return
-        assert self._store is not None
-        dispatcher = WebhookDispatcher(self._store, targets, max_age=self.config.webhook_max_age)
+        assert self._store is not None and self._manager is not None
         try:
-            await dispatcher.start()
+            await self._manager.open()
+            targets = self.config.webhook_targets()
+            if targets:
+                dispatcher = WebhookDispatcher(
+                    self._store, targets, max_age=self.config.webhook_max_age
+                )
+                await dispatcher.start()
+                self._webhooks = dispatcher
         except BaseException:
+            await self._manager.close()
             self.stop()
             raise
-        self._webhooks = dispatcher
 
     async def astop(self) -> None:
         """`stop`, giving the last events (those of the recordings it stops) a moment to go
         out first; what does not make it goes after the next start."""
+        # Running recordings are finalized (files, metadata, report) before the state closes.
         if self._manager is not None:
-            self._manager.close()
+            await self._manager.close()
             self._manager = None
         if self._webhooks is not None:
             await self._webhooks.stop(SHUTDOWN_GRACE)

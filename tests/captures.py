@@ -5,7 +5,9 @@ The datagrams stay those of the real senders; only their framing or their order 
 
 from __future__ import annotations
 
+import asyncio
 import random
+import socket
 import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -31,8 +33,31 @@ LINK_TYPES = {
 }
 
 
+# Where the fixture captures send each medium.
+CAPTURE_PORTS = {"video": 5004, "audio": 5006}
+
+
 def datagrams(capture: Path) -> list[Datagram]:
     return list(read_udp(capture))
+
+
+async def send_capture(capture: Path, ports: dict[str, int], speed: float = 4.0) -> None:
+    """Send the capture's media to `ports` ({kind: port} on 127.0.0.1) as its sender did,
+    `speed` times faster."""
+    loop = asyncio.get_running_loop()
+    senders = {kind: socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for kind in ports}
+    by_port = {port: kind for kind, port in CAPTURE_PORTS.items() if kind in ports}
+    items = [(t, by_port[p], d) for t, _, _, p, d in datagrams(capture) if p in by_port]
+    start = loop.time()
+    try:
+        for sent_at, kind, data in items:
+            delay = (sent_at - items[0][0]) / speed - (loop.time() - start)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            senders[kind].sendto(data, ("127.0.0.1", ports[kind]))
+    finally:
+        for sock in senders.values():
+            sock.close()
 
 
 def ip_packet(source: bytes, source_port: int, port: int, payload: bytes, version: int) -> bytes:

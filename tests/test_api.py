@@ -56,7 +56,7 @@ def _config(tmp_path: Path, **settings: Any) -> ServiceConfig:
         state=tmp_path / "state.sqlite3",
         rtp_port_range=(first, first + PORTS - 1),
         rtp_listen="127.0.0.1",
-        **settings,
+        **{"workers": 0, **settings},  # recorded in the API process; tests/test_workers.py
     )
 
 

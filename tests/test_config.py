@@ -39,6 +39,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "api_token": ("s3cret-token", "s3cret-token"),
     "allow_insecure_bind": ("true", True),
     "pli_interval": ("2.5", 2.5),
+    "workers": ("3", 3),
     "webhook_url": ("https://hooks.example/recorder", "https://hooks.example/recorder"),
     "webhook_secret": ("hmac-key", "hmac-key"),
 }
@@ -274,6 +275,9 @@ def test_unusable_port_ranges_are_refused(value: str, reason: str) -> None:
         (("--pli-interval", "nan"), "--pli-interval nan is outside 1-240 seconds"),
         (("--pli-interval", "soon"), "--pli-interval: 'soon' is not a number of seconds"),
         (("--default-format", "mkv"), "--default-format: 'mkv' is not one of webm, mp4"),
+        (("--workers", "many"), "--workers: 'many' is not a number of processes or auto"),
+        (("--workers", "-1"), "--workers -1 is outside 0-256"),
+        (("--workers", "257"), "--workers 257 is outside 0-256"),
         (("--max-expire-time", "0"), "--max-expire-time must be at least 1 second"),
         (("--min-free-space", "lots"), "--min-free-space: 'lots' is not a size"),
         (("--rtp-listen", "any"), "--rtp-listen 'any' is not an IP address"),
@@ -288,6 +292,13 @@ def test_unusable_port_ranges_are_refused(value: str, reason: str) -> None:
 )
 def test_bad_values_are_refused_naming_the_flag(argv: tuple[str, ...], message: str) -> None:
     assert _refusal(*argv).startswith(message)
+
+
+def test_workers_are_a_count_or_auto() -> None:
+    assert _load().workers is None  # auto: one per core
+    assert _load("--workers", "auto").workers is None
+    assert _load("--workers", "0").workers == 0
+    assert _load(env={"RTP_RECORDER_WORKERS": "AUTO"}).workers is None
 
 
 def test_bad_environment_values_name_the_variable() -> None:
@@ -416,6 +427,7 @@ def _app(tmp_path: Path, token: str | None) -> FastAPI:
         archive_tmp_dir=tmp_path / "archive_tmp",
         state=tmp_path / "state.sqlite3",
         api_token=token,
+        workers=0,
     )
     app = create_app(config)
 

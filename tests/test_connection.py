@@ -1,4 +1,5 @@
-"""`ConnectionRecorder`: ports from the pool, live ingest, single + split files moved into place."""
+"""`ConnectionRecorder`: its ports, live ingest, single + split files moved into place; and the
+`PortPool` its owner takes the ports from."""
 
 from __future__ import annotations
 
@@ -11,47 +12,31 @@ import pytest
 
 from recorder.connection import (
     ConnectionRecorder,
+    ConnectionSettings,
     FinishedFile,
     MediaRequest,
     NoPortsAvailable,
     PortPool,
 )
-from recorder.errors import NoMediaError, UnsupportedError
-from tests.captures import datagrams
+from recorder.errors import NoMediaError, RecorderError, UnsupportedError
+from tests.captures import send_capture
 from tests.judges import CAPTURES, decode_errors, framemd5, source_md5
 
-CAPTURE_PORTS = {"video": 5004, "audio": 5006}
-SPEED = 4.0
 MEDIA = [
     MediaRequest("video", "VP8", 96),
     MediaRequest("audio", "opus", 111, fmtp={"sprop-stereo": "1"}),
 ]
 
 
-def _pool() -> PortPool:
+def _ports() -> dict[str, int]:
     # Ports nothing else in the tests uses; the pool is checked by binding them.
-    return PortPool(31000, 31100)
-
-
-async def _send_capture(ports: dict[str, int]) -> None:
-    """Replay the GStreamer capture to the allocated ports, four times faster than captured."""
-    loop = asyncio.get_running_loop()
-    senders = {kind: socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for kind in ports}
-    by_port = {port: kind for kind, port in CAPTURE_PORTS.items()}
-    items = [(t, by_port[p], d) for t, _, _, p, d in datagrams(CAPTURES["gst"][0]) if p in by_port]
-    start = loop.time()
-    for sent_at, kind, data in items:
-        delay = (sent_at - items[0][0]) / SPEED - (loop.time() - start)
-        if delay > 0:
-            await asyncio.sleep(delay)
-        senders[kind].sendto(data, ("127.0.0.1", ports[kind]))
-    for sock in senders.values():
-        sock.close()
+    pool = PortPool(31000, 31100)
+    return {"video": pool.take("127.0.0.1"), "audio": pool.take("127.0.0.1")}
 
 
 async def _record(recorder: ConnectionRecorder) -> FinishedFile | None:
     ports = await recorder.start()
-    sender = asyncio.create_task(_send_capture(ports))
+    sender = asyncio.create_task(send_capture(CAPTURES["gst"][0], ports))
     while not sender.done():
         recorder.tick(time.monotonic())
         await asyncio.sleep(0.05)
@@ -63,15 +48,17 @@ async def _record(recorder: ConnectionRecorder) -> FinishedFile | None:
 def test_dual_output_single_file_and_split_pieces(tmp_path: Path, container: str) -> None:
     split_done = []
     recorder = ConnectionRecorder(
-        MEDIA,
-        container=container,
-        tmp_dir=tmp_path / "tmp" / "rec",
-        final_dir=tmp_path / "archive" / "rec",
-        single_name=f"archive-c1.{container}",
-        split_name=lambda index: f"split-archive-c1_{index:04d}.{container}",
-        split_duration=1.5,
-        ports=_pool(),
-        listen="127.0.0.1",
+        ConnectionSettings(
+            MEDIA,
+            container=container,
+            tmp_dir=tmp_path / "tmp" / "rec",
+            final_dir=tmp_path / "archive" / "rec",
+            ports=_ports(),
+            single_name=f"archive-c1.{container}",
+            split_name=lambda index: f"split-archive-c1_{index:04d}.{container}",
+            split_duration=1.5,
+            listen="127.0.0.1",
+        ),
         on_split=split_done.append,
     )
     single = asyncio.run(_record(recorder))
@@ -95,36 +82,47 @@ def test_dual_output_single_file_and_split_pieces(tmp_path: Path, container: str
     assert [s["packets"] for s in stats] == [173, 200]
 
 
-def test_ports_come_back_to_the_pool_and_run_out(tmp_path: Path) -> None:
+def test_ports_come_back_to_the_pool_and_run_out() -> None:
     pool = PortPool(31200, 31204)  # two pairs
+    assert [pool.take(), pool.take()] == [31200, 31202] and pool.free == 0
+    with pytest.raises(NoPortsAvailable):
+        pool.take()
+    pool.give_back(31200)
+    pool.give_back(31200)  # a second return of the same port changes nothing
+    assert pool.free == 1 and pool.take() == 31200
+
+
+def test_a_port_that_cannot_be_bound_leaves_nothing_bound(tmp_path: Path) -> None:
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    squatter.bind(("127.0.0.1", 31252))  # the audio port
 
     async def scenario() -> None:
-        options = {"container": "webm", "tmp_dir": tmp_path, "final_dir": tmp_path}
-        first = ConnectionRecorder(
-            MEDIA, single_name="a.webm", ports=pool, listen="127.0.0.1", **options
-        )
-        assert await first.start() == {"video": 31200, "audio": 31202}
-        second = ConnectionRecorder(
-            MEDIA, single_name="b.webm", ports=pool, listen="127.0.0.1", **options
-        )
-        with pytest.raises(NoPortsAvailable):
-            await second.start()
+        settings = ConnectionSettings(
+            MEDIA, container="webm", tmp_dir=tmp_path, final_dir=tmp_path,
+            ports={"video": 31250, "audio": 31252}, single_name="a.webm", listen="127.0.0.1",
+        )  # fmt: skip
+        recorder = ConnectionRecorder(settings)
+        with pytest.raises(RecorderError, match=r"cannot listen on 127\.0\.0\.1:31252"):
+            await recorder.start()
+        squatter.close()
+        # The video port was released, and the same connection starts once the port is free.
+        recorder = ConnectionRecorder(settings)
+        assert await recorder.start() == {"video": 31250, "audio": 31252}
         with pytest.raises(NoMediaError):
-            first.stop()  # nothing was sent: the archive failed
-        assert await second.start() == {"video": 31200, "audio": 31202}
-        with pytest.raises(NoMediaError):
-            second.stop()
+            recorder.stop()  # nothing was sent: the archive failed
 
-    asyncio.run(scenario())
+    try:
+        asyncio.run(scenario())
+    finally:
+        squatter.close()
 
 
-def test_h265_is_refused_for_webm_before_any_port_is_taken(tmp_path: Path) -> None:
-    pool = PortPool(31300, 31310)
+def test_h265_is_refused_for_webm_before_any_port_is_bound(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedError, match="H265 cannot be written to WEBM"):
-        ConnectionRecorder([MediaRequest("video", "H265", 96)], container="webm",
-                           tmp_dir=tmp_path, final_dir=tmp_path, single_name="a.webm",
-                           ports=pool)  # fmt: skip
-    assert pool.take() == 31300
+        ConnectionRecorder(ConnectionSettings(
+            [MediaRequest("video", "H265", 96)], container="webm", tmp_dir=tmp_path,
+            final_dir=tmp_path, ports={"video": 31300}, single_name="a.webm",
+        ))  # fmt: skip
 
 
 def test_pairs_held_by_another_process_are_passed_over() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -19,11 +18,8 @@ from recorder.lifecycle import (
 from recorder.recovery import recover
 from recorder.service import ServiceConfig
 from recorder.store import Store
-from tests.captures import datagrams
+from tests.captures import send_capture
 from tests.judges import CAPTURES, decode_errors, framemd5, source_md5
-
-CAPTURE_PORTS = {"video": 5004, "audio": 5006}
-SPEED = 4.0
 
 
 def _manager(tmp_path: Path, ports: tuple[int, int] = (32000, 32099)) -> RecordingManager:
@@ -34,6 +30,7 @@ def _manager(tmp_path: Path, ports: tuple[int, int] = (32000, 32099)) -> Recordi
         rtp_port_range=ports,
         rtp_listen="127.0.0.1",
         min_free_space=0,
+        workers=0,
     )
     config.validate()
     return RecordingManager(config, Store.open(config.state))
@@ -46,21 +43,6 @@ def _vp8_opus(connection_id: str, **options: object) -> ConnectionSpec:
         video=MediaSpec("VP8", 96),
         **options,  # type: ignore[arg-type]
     )
-
-
-async def _send(ports: dict[str, int]) -> None:
-    loop = asyncio.get_running_loop()
-    senders = {kind: socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for kind in ports}
-    by_port = {port: kind for kind, port in CAPTURE_PORTS.items()}
-    items = [(t, by_port[p], d) for t, _, _, p, d in datagrams(CAPTURES["gst"][0]) if p in by_port]
-    start = loop.time()
-    for sent_at, kind, data in items:
-        delay = (sent_at - items[0][0]) / SPEED - (loop.time() - start)
-        if delay > 0:
-            await asyncio.sleep(delay)
-        senders[kind].sendto(data, ("127.0.0.1", ports[kind]))
-    for sock in senders.values():
-        sock.close()
 
 
 def _ports(view: dict) -> dict[str, int]:
@@ -86,7 +68,8 @@ def test_two_connections_one_leaving_early_dual_output(tmp_path: Path) -> None:
         )
         alice, bob, carol = created["connections"]
         assert carol["state"] == "blocked" and carol["video"]["port"] is None
-        await asyncio.gather(_send(_ports(alice)), _send(_ports(bob)))
+        gst = CAPTURES["gst"][0]
+        await asyncio.gather(send_capture(gst, _ports(alice)), send_capture(gst, _ports(bob)))
         await asyncio.sleep(0.5)
         left = await manager.remove_connection(created["recording_id"], "bob")
         assert left["state"] == "ended"
@@ -200,7 +183,7 @@ def test_one_recording_per_channel_and_ports_run_out(tmp_path: Path) -> None:
         # Nothing was sent: the archive failed, the recording still ends with its report.
         assert stopped["state"] == "stopped"
         assert stopped["connections"][0]["state"] == "failed"
-        manager.close()
+        await manager.close()
 
     asyncio.run(scenario())
 
@@ -233,7 +216,7 @@ def test_split_only_writes_pieces_and_their_end_document(tmp_path: Path) -> None
                 connections=[_vp8_opus("a")],
             )
         )
-        await _send(_ports(created["connections"][0]))
+        await send_capture(CAPTURES["gst"][0], _ports(created["connections"][0]))
         await asyncio.sleep(0.5)
         await manager.stop_recording(created["recording_id"])
         return created["recording_id"]
@@ -279,7 +262,7 @@ def test_a_recording_left_running_is_recovered_from_its_temp_files(
                 connections=[_vp8_opus("a")],
             )
         )
-        await _send(_ports(created["connections"][0]))
+        await send_capture(CAPTURES["gst"][0], _ports(created["connections"][0]))
         await asyncio.sleep(0.5)
         return created["recording_id"]
 
@@ -315,7 +298,7 @@ def test_crossing_the_disk_floor_finalizes_running_archives_as_failed(tmp_path: 
         created = await manager.create_recording(
             RecordingSpec("room", connections=[_vp8_opus("a")])
         )
-        await _send(_ports(created["connections"][0]))
+        await send_capture(CAPTURES["gst"][0], _ports(created["connections"][0]))
         free["bytes"] = 2**20  # the disk fills up
         await asyncio.sleep(1.5)
         with pytest.raises(LifecycleError) as raised:

@@ -737,6 +737,7 @@ def test_failed_deliveries_are_listed_and_retried_through_the_api(tmp_path: Path
         state=state,
         webhook_url=dead,
         webhook_secret=SECRET,
+        workers=0,
     )
     with TestClient(create_app(config)) as client:
         listed = client.get("/v1/webhooks/failed")
