@@ -88,6 +88,29 @@ def process_rss_kb(pid: int) -> int:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE // 1024
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process below it (serve and its worker processes)."""
+    found = [pid]
+    for parent in found:
+        for task in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                found += [int(child) for child in task.read_text().split()]
+            except OSError:
+                continue  # the thread ended meanwhile
+    return found
+
+
+def tree_usage(pid: int) -> dict[int, tuple[float, int]]:
+    """(CPU seconds, RSS KiB) of each live process of the tree; ended ones are left out."""
+    usage = {}
+    for member in process_tree(pid):
+        try:
+            usage[member] = (process_cpu(member), process_rss_kb(member))
+        except OSError:
+            continue
+    return usage
+
+
 def busy_cpu_seconds() -> float:
     """CPU seconds spent not idle by the whole machine (all cores), from /proc/stat."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

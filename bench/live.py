@@ -31,8 +31,7 @@ from typing import Any
 from bench.common import (
     busy_cpu_seconds,
     median,
-    process_cpu,
-    process_rss_kb,
+    tree_usage,
     udp_counters,
 )
 from bench.inputs import Capture
@@ -199,12 +198,20 @@ def recorded_totals(service: Service, recordings: list[dict]) -> dict[str, int]:
     return totals
 
 
+def _tree_rss_kb(pid: int) -> int:
+    return sum(rss for _, rss in tree_usage(pid).values())
+
+
 def step(
-    connections: int, events: list[tuple[float, int, bytes]], per_connection: int
+    connections: int,
+    events: list[tuple[float, int, bytes]],
+    per_connection: int,
+    workers: str | None = None,
 ) -> dict[str, Any]:
-    with Service(f"live-{connections}", PORT_RANGE) as service:
+    with Service(f"live-{connections}", PORT_RANGE, workers) as service:
         pid = service.pid
-        rss_idle = process_rss_kb(pid)
+        # serve and its worker processes: CPU and memory are the whole tree's.
+        rss_idle = _tree_rss_kb(pid)
         created = time.perf_counter()
         recordings = []
         for first in range(0, connections, PER_RECORDING):
@@ -212,12 +219,17 @@ def step(
             recordings.append(service.create(f"live-{connections}-{first}", ids))
         create_s = time.perf_counter() - created
         ports = [item for recording in recordings for item in media_ports(recording)]
-        rss_ready = process_rss_kb(pid)
+        rss_ready = _tree_rss_kb(pid)
         sender = Sender(ports, events)
         samples: list[tuple[float, float, int]] = []
+        per_process: list[dict[int, tuple[float, int]]] = []
 
         def sample() -> None:
-            samples.append((time.perf_counter(), process_cpu(pid), process_rss_kb(pid)))
+            usage = tree_usage(pid)
+            per_process.append(usage)
+            cpu = sum(seconds for seconds, _ in usage.values())
+            rss = sum(kb for _, kb in usage.values())
+            samples.append((time.perf_counter(), cpu, rss))
 
         kernel_before = udp_counters()
         drops_before = socket_drops(*PORT_RANGE)
@@ -248,6 +260,12 @@ def step(
         service.remove_files()
     start_t, start_cpu, _ = samples[0]
     end_t, end_cpu, _ = samples[-1]
+    # CPU of each process over the run, the API process (serve itself) first.
+    first, last = per_process[0], per_process[-1]
+    process_cpu_pct = [
+        round((last[member][0] - first[member][0]) / (end_t - start_t) * 100, 1)
+        for member in sorted(set(first) & set(last), key=lambda m: (m != pid, m))
+    ]
     rss = [kb for _, _, kb in samples]
     warm_up = min(60.0, (end_t - start_t) / 4)
     warm = next(i for i, (t, _, _) in enumerate(samples) if t - start_t >= warm_up)
@@ -276,6 +294,8 @@ def step(
         "recorder_lost": totals["lost"],
         "dropped_frames": totals["dropped_frames"],
         "recorder_cpu_pct": round(cpu / (end_t - start_t) * 100, 1),
+        "recorder_processes": len(last),
+        "process_cpu_pct": process_cpu_pct,
         "recorder_us_per_packet": round(cpu / max(recorded, 1) * 1e6, 1),
         "rss_mb": round(max(rss) / 1024, 1),
         "rss_idle_mb": round(rss_idle / 1024, 1),
@@ -303,7 +323,11 @@ def step(
 
 
 def run(
-    captures: dict[str, Capture], steps: list[int], seconds: float, log: Any = print
+    captures: dict[str, Capture],
+    steps: list[int],
+    seconds: float,
+    log: Any = print,
+    workers: str | None = None,
 ) -> dict[str, Any]:
     video = Flow.load(captures["vp8"], VIDEO)
     audio = Flow.load(captures["opus"], AUDIO)
@@ -316,12 +340,13 @@ def run(
         n = plan.pop(0)
         tried.add(n)
         log(f"  live N={n}: {seconds:g} s, {per_connection} packets per connection ...")
-        row = step(n, events, per_connection)
+        row = step(n, events, per_connection, workers)
         rows.append(row)
         log(
             f"  live N={n}: sent {row['sent']}, recorded {row['recorded']}, socket drops "
             f"{row['socket_drops']}, lost {row['recorder_lost']}, recorder CPU "
-            f"{row['recorder_cpu_pct']}% ({row['recorder_us_per_packet']} us/pkt), RSS "
+            f"{row['recorder_cpu_pct']}% {row['process_cpu_pct']} "
+            f"({row['recorder_us_per_packet']} us/pkt), RSS "
             f"{row['rss_mb']} MB, sender late {row['sender_max_late_s']} s, backlog "
             f"{row['drain_s']} s, other CPU {row['other_cpu_pct']}%"
         )
@@ -349,6 +374,7 @@ def run(
             "recorder or the sender (other processes on this shared machine)."
         ),
         "seconds_per_step": seconds,
+        "workers": workers or "auto",
         "packets_per_connection": per_connection,
         "rows": rows,
         "largest_zero_loss": largest,

@@ -117,18 +117,23 @@ def live_md(result: dict[str, Any]) -> list[str]:
     lines += [
         f"{result.get('method')}",
         "",
+        f"`serve --workers`: {result.get('workers', 'auto')}. Recorder CPU and RSS are those "
+        "of serve and its worker processes together; per process: the API process first.",
+        "",
         "| N | pkts/s | sent | recorded | socket drops | RcvbufErrors Δ | recorder lost "
-        "| recorder CPU | µs/pkt | RSS MB | RSS/conn MB | sender CPU | sender late s "
-        "| backlog s | other CPU | zero loss | clean |",
+        "| recorder CPU | per process | µs/pkt | RSS MB | RSS/conn MB | sender CPU "
+        "| sender late s | backlog s | other CPU | zero loss | clean |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
-        "| --- | --- | --- |",
+        "| --- | --- | --- | --- |",
     ]
     for row in result["rows"]:
         lines.append(
             f"| {row['connections']} | {row['packets_per_s']} | {row['sent']} | "
             f"{row['recorded']} | {row['socket_drops']} | {row['rcvbuf_errors']} | "
             f"{row['recorder_lost']} | "
-            f"{row['recorder_cpu_pct']}% | {row['recorder_us_per_packet']} | {row['rss_mb']} | "
+            f"{row['recorder_cpu_pct']}% | "
+            f"{' + '.join(f'{p}%' for p in row.get('process_cpu_pct', [])) or '-'} | "
+            f"{row['recorder_us_per_packet']} | {row['rss_mb']} | "
             f"{row['rss_mb_per_connection']} | {row['sender_cpu_pct']}% | "
             f"{row['sender_max_late_s']} | {row.get('drain_s')} | {row.get('other_cpu_pct')}% | "
             f"{'yes' if row['zero_loss'] else 'no'} | {'yes' if row.get('clean') else 'no'} |"

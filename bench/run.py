@@ -55,20 +55,24 @@ def run_part(part: str, args: argparse.Namespace) -> dict[str, Any]:
         from bench import stop
 
         captures = inputs.ensure(seconds, ("vp8", "opus"))
-        result = stop.run(captures, quick=args.quick, repeat=args.stop_repeat, log=log)
+        result = stop.run(
+            captures, quick=args.quick, repeat=args.stop_repeat, log=log, workers=args.workers
+        )
     elif part == "live":
         from bench import live
 
         captures = inputs.ensure(seconds, ("vp8", "opus"))
         steps = args.steps or (live.QUICK_STEPS if args.quick else live.STEPS)
         duration = args.live_seconds or (15.0 if args.quick else 60.0)
-        result = live.run(captures, steps, duration, log=log)
+        result = live.run(captures, steps, duration, log=log, workers=args.workers)
     elif part == "soak":
         from bench import live
 
         captures = inputs.ensure(seconds, ("vp8", "opus"))
         duration = args.live_seconds or (30.0 if args.quick else live.SOAK_SECONDS)
-        result = live.run(captures, [args.soak_connections], duration, log=log)
+        result = live.run(
+            captures, [args.soak_connections], duration, log=log, workers=args.workers
+        )
     else:
         raise ValueError(part)
     result["command"] = "python3 bench/run.py " + shlex.join(args.argv)
@@ -107,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live-seconds", type=float, help="live: seconds per step")
     parser.add_argument("--soak-connections", type=int, default=100, help="soak: N")
     parser.add_argument("--stop-repeat", type=int, default=3, help="stop: runs per length")
+    parser.add_argument(
+        "--workers", help="live, soak, stop: serve's --workers (default: its own, one per core)"
+    )
     args = parser.parse_args(argv)
     args.argv = argv
     parts = PARTS if args.part == "all" else (args.part,)

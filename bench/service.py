@@ -37,9 +37,10 @@ def connection_body(connection_id: str) -> dict[str, Any]:
 class Service:
     """One `serve` process with its own archive, temporary and state paths."""
 
-    def __init__(self, name: str, port_range: tuple[int, int]) -> None:
+    def __init__(self, name: str, port_range: tuple[int, int], workers: str | None = None) -> None:
         self.workdir = CACHE / "serve" / name
         self.port_range = port_range
+        self.workers = workers  # --workers; None: the recorder's default (one per core)
         self.api_port = free_tcp_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=120.0)
@@ -63,6 +64,8 @@ class Service:
             "--state", "state.sqlite3", "--rtp-port-range", f"{first}-{last}",
             "--rtp-listen", "127.0.0.1", "--min-free-space", "0",
         ]  # fmt: skip
+        if self.workers is not None:
+            cmd += ["--workers", self.workers]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.log = (self.workdir / "serve.log").open("wb")
         self.proc = subprocess.Popen(

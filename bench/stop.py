@@ -132,13 +132,17 @@ def one(
 
 
 def run(
-    captures: dict[str, Capture], quick: bool, repeat: int = 3, log: Any = print
+    captures: dict[str, Capture],
+    quick: bool,
+    repeat: int = 3,
+    log: Any = print,
+    workers: str | None = None,
 ) -> dict[str, Any]:
     video = Flow.load(captures["vp8"], VIDEO)
     audio = Flow.load(captures["opus"], 1)
     rows = []
     lengths = QUICK_LENGTHS if quick else LENGTHS
-    with Service("stop", PORT_RANGE) as service:
+    with Service("stop", PORT_RANGE, workers) as service:
         for seconds, label in lengths:
             runs = [one(service, video, audio, seconds, label, n) for n in range(repeat)]
             for item in runs:
