@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import socket
@@ -40,6 +41,9 @@ MAX_DATAGRAM = 65535
 # Receive buffer asked for each socket: a burst of a 1080p keyframe (~200 packets) per stream
 # must fit while the event loop is busy writing a fragment.
 RECEIVE_BUFFER = 4 * 1024 * 1024
+# Linux caps SO_RCVBUF at net.core.rmem_max (208 KiB on a stock kernel, about 170 full-size
+# packets); SO_RCVBUFFORCE (not in the socket module) lifts the cap with CAP_NET_ADMIN.
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 RECEIVER_REPORT_INTERVAL = 1.0
 # While a stream waits for a keyframe, a request every so often; after this many PLIs without
 # an answer, FIR (RFC 5104) is sent instead, for senders that ignore PLI.
@@ -48,6 +52,8 @@ PLIS_BEFORE_FIR = 2
 DEFAULT_KEYFRAME_INTERVAL = 20.0
 KEYFRAME_INTERVAL_RANGE = (1.0, 240.0)
 CNAME = b"rtp-recorder"
+
+log = logging.getLogger("recorder.live")
 
 
 class _Endpoint:
@@ -364,13 +370,37 @@ def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        _size_receive_buffer(sock)
         sock.bind((host, port))
     except OSError as error:
         sock.close()
         raise RecorderError(f"cannot listen on {host}:{port}: {error.strerror}") from None
     sock.setblocking(False)
     return sock
+
+
+def _size_receive_buffer(sock: socket.socket) -> int:
+    """Ask for `RECEIVE_BUFFER`; say once per process when the kernel grants less."""
+    global _small_buffer_reported
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+    except OSError:  # no CAP_NET_ADMIN, or not Linux
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    # Linux reports twice what it grants (the other half is its bookkeeping).
+    granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+    if granted < RECEIVE_BUFFER and not _small_buffer_reported:
+        _small_buffer_reported = True
+        log.warning(
+            "UDP receive buffers are %d KiB, not the %d KiB asked for: bursts (keyframes) may "
+            "be dropped while the recorder is busy; raise net.core.rmem_max to %d",
+            granted // 1024,
+            RECEIVE_BUFFER // 1024,
+            RECEIVE_BUFFER,
+        )
+    return granted
+
+
+_small_buffer_reported = False
 
 
 def srtp_sessions(sections: Sequence[tuple[MediaDescription, RtpFormat]]) -> dict[int, Any]:

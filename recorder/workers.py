@@ -46,7 +46,7 @@ from recorder.connection import (
 )
 from recorder.errors import RecorderError
 
-log = logging.getLogger("rtp-recorder")
+log = logging.getLogger("recorder.workers")
 
 TICK = 0.1
 # Seconds a new worker gets to import the recorder and answer; a loaded machine is slow.

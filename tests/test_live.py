@@ -474,3 +474,23 @@ def _send_junk(
             junk.count(f"foreign rtcp {media}")
         if index % 10 == 9:
             time.sleep(0.01)
+
+
+def test_a_receive_buffer_smaller_than_asked_is_reported_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from recorder import live
+
+    rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    monkeypatch.setattr(live, "RECEIVE_BUFFER", 2 * rmem_max)
+    monkeypatch.setattr(live, "SO_RCVBUFFORCE", -1)  # as without CAP_NET_ADMIN: refused
+    monkeypatch.setattr(live, "_small_buffer_reported", False)
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as one,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as two,
+        caplog.at_level("WARNING", logger="recorder.live"),
+    ):
+        assert live._size_receive_buffer(one) == rmem_max
+        assert live._size_receive_buffer(two) == rmem_max
+    [warning] = caplog.records
+    assert f"raise net.core.rmem_max to {2 * rmem_max}" in warning.getMessage()
