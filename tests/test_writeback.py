@@ -1,0 +1,302 @@
+"""`recorder.writeback`: registered files reach the disk with nobody calling fsync; the races of
+a file closed, unregistered or failing while the thread works on it.
+
+Real files in `tmp_path` and real threads. Dirty pages are counted with Linux's `cachestat`
+system call (6.5+), which reports a file's page-cache state without changing it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from recorder import writeback
+from recorder.writeback import Writeback
+
+WAIT_S = 10.0  # generous: the machine is shared; a round normally takes milliseconds
+MB = 1 << 20
+
+_SYS_CACHESTAT = 451  # the same number on every architecture (the unified syscall table)
+
+
+class _Range(ctypes.Structure):
+    _fields_ = [("off", ctypes.c_uint64), ("len", ctypes.c_uint64)]
+
+
+class _CacheStat(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_uint64)
+        for name in ("cache", "dirty", "writeback", "evicted", "recently_evicted")
+    ]
+
+
+def unwritten_pages(fd: int) -> int:
+    """Pages of the file that are dirty or under write-back (not yet on disk)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    whole, stat = _Range(0, 0), _CacheStat()
+    if libc.syscall(_SYS_CACHESTAT, fd, ctypes.byref(whole), ctypes.byref(stat), 0) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+    return int(stat.dirty + stat.writeback)
+
+
+@pytest.fixture
+def disk_dir(tmp_path: Path) -> Path:
+    """`tmp_path` when page-cache state is observable there, else the test is skipped."""
+    with open(tmp_path / "probe", "wb") as probe:
+        probe.write(b"x" * 4096)
+        probe.flush()
+        try:
+            dirty = unwritten_pages(probe.fileno())
+        except OSError as error:
+            pytest.skip(f"cachestat unavailable: {error}")
+    if dirty == 0:
+        pytest.skip("no dirty pages after a write here (tmpfs?): nothing to observe")
+    return tmp_path
+
+
+@pytest.fixture
+def make() -> Iterator[Callable[..., Writeback]]:
+    """Writeback instances of the test's own, with a fast poll; all closed afterwards."""
+    made: list[Writeback] = []
+
+    def factory(**options: object) -> Writeback:
+        options = {"interval": 0.0, "poll": 0.01, **options}
+        instance = Writeback(**options)  # type: ignore[arg-type]
+        made.append(instance)
+        return instance
+
+    yield factory
+    for instance in made:
+        instance.close()
+
+
+def test_a_registered_file_reaches_the_disk_without_fsync(
+    disk_dir: Path, make: Callable[..., Writeback]
+) -> None:
+    syncer = make()
+    with open(disk_dir / "kept.webm", "w+b") as kept, open(disk_dir / "other", "w+b") as other:
+        syncer.register(kept)
+        for file in (kept, other):
+            file.write(os.urandom(4 * MB))
+            file.flush()
+        assert unwritten_pages(other.fileno()) > 0  # what the kernel leaves for ~30 s
+        assert syncer.wait_round(WAIT_S)
+        assert unwritten_pages(kept.fileno()) == 0
+        # It keeps following the file as it grows.
+        kept.write(os.urandom(MB))
+        kept.flush()
+        assert syncer.wait_round(WAIT_S)
+        assert unwritten_pages(kept.fileno()) == 0
+        assert syncer.unregister(kept) is None
+    stats = syncer.stats()
+    assert stats["files"] == 0 and stats["errors"] == 0
+    assert stats["syncs"] >= 2 and stats["synced_bytes"] == 5 * MB
+
+
+def test_a_file_that_did_not_grow_is_not_synced(
+    tmp_path: Path, make: Callable[..., Writeback]
+) -> None:
+    calls: list[int] = []
+    syncer = make(sync=calls.append)
+    with open(tmp_path / "a", "w+b") as file:
+        syncer.register(file)
+        file.write(b"head")
+        file.flush()
+        assert syncer.wait_round(WAIT_S)
+        assert len(calls) == 1
+        for _ in range(3):
+            assert syncer.wait_round(WAIT_S)
+        assert len(calls) == 1
+        syncer.unregister(file)
+
+
+def test_growth_below_the_thresholds_waits_for_the_interval(
+    tmp_path: Path, make: Callable[..., Writeback]
+) -> None:
+    calls: list[int] = []
+    syncer = make(sync=calls.append, interval=3600.0, growth=MB)
+    with open(tmp_path / "a", "w+b") as file:
+        syncer.register(file)
+        file.write(b"x" * (MB - 1))
+        file.flush()
+        assert syncer.wait_round(WAIT_S)
+        assert calls == []  # neither an interval nor a growth threshold has passed
+        file.write(b"x")
+        file.flush()
+        assert syncer.wait_round(WAIT_S)
+        assert len(calls) == 1  # the growth threshold did
+        syncer.unregister(file)
+
+
+def test_the_thread_syncs_its_own_descriptor_of_the_file(
+    tmp_path: Path, make: Callable[..., Writeback]
+) -> None:
+    calls: list[int] = []
+    syncer = make(sync=calls.append)
+    with open(tmp_path / "a", "w+b") as file:
+        syncer.register(file)
+        file.write(b"data")
+        file.flush()
+        assert syncer.wait_round(WAIT_S)
+        [fd] = calls
+        assert fd != file.fileno()
+        assert os.path.samestat(os.fstat(fd), os.fstat(file.fileno()))
+        syncer.unregister(file)
+        with pytest.raises(OSError, match="Bad file descriptor"):
+            os.fstat(fd)  # closed by unregister
+
+
+def test_unregister_waits_for_a_sync_in_progress_then_closes(
+    tmp_path: Path, make: Callable[..., Writeback]
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_sync(fd: int) -> None:
+        entered.set()
+        assert release.wait(WAIT_S)
+        os.fdatasync(fd)  # the descriptor is still open: unregister is waiting
+
+    syncer = make(sync=slow_sync)
+    file = open(tmp_path / "a", "w+b")  # noqa: SIM115
+    syncer.register(file)
+    file.write(b"data")
+    file.flush()
+    assert entered.wait(WAIT_S)
+    results: list[OSError | None] = []
+    unregistering = threading.Thread(target=lambda: results.append(syncer.unregister(file)))
+    unregistering.start()
+    unregistering.join(0.05)
+    assert unregistering.is_alive() and results == []
+    release.set()
+    unregistering.join(WAIT_S)
+    assert results == [None]
+    assert syncer.stats() == {"files": 0, "syncs": 1, "synced_bytes": 4, "errors": 0}
+    file.close()
+
+
+def test_a_file_closed_by_its_owner_during_a_sync_is_dropped(
+    tmp_path: Path, make: Callable[..., Writeback]
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_sync(fd: int) -> None:
+        entered.set()
+        assert release.wait(WAIT_S)
+        os.fdatasync(fd)
+
+    syncer = make(sync=slow_sync)
+    file = open(tmp_path / "a", "w+b")  # noqa: SIM115
+    syncer.register(file)
+    file.write(b"data")
+    file.flush()
+    assert entered.wait(WAIT_S)
+    file.close()  # by the event loop, without unregistering, while the thread syncs it
+    # The freed descriptor number goes to another file, which the thread must not touch.
+    with open(tmp_path / "b", "w+b") as reuse:
+        release.set()
+        assert syncer.wait_round(WAIT_S)
+        assert syncer.stats() == {"files": 0, "syncs": 1, "synced_bytes": 4, "errors": 0}
+        reuse.write(b"more")
+        reuse.flush()
+        assert syncer.wait_round(WAIT_S)
+    assert syncer.stats()["syncs"] == 1
+    assert syncer.unregister(file) is None  # already dropped: nothing to do
+
+
+def test_a_file_collected_without_unregister_is_dropped(
+    tmp_path: Path, make: Callable[..., Writeback]
+) -> None:
+    syncer = make(sync=lambda fd: None)
+    file = open(tmp_path / "a", "w+b")  # noqa: SIM115
+    syncer.register(file)
+    assert syncer.stats()["files"] == 1
+    with pytest.warns(ResourceWarning):
+        del file  # CPython closes and frees it here
+    assert syncer.wait_round(WAIT_S)
+    assert syncer.stats()["files"] == 0
+
+
+def test_unregister_twice_or_never_registered_is_harmless(
+    tmp_path: Path, make: Callable[..., Writeback]
+) -> None:
+    syncer = make()
+    with open(tmp_path / "a", "w+b") as file, open(tmp_path / "b", "w+b") as stranger:
+        assert syncer.unregister(stranger) is None
+        syncer.register(file)
+        syncer.register(file)  # again: one entry, the first descriptor closed
+        assert syncer.stats()["files"] == 1
+        assert syncer.unregister(file) is None
+        assert syncer.unregister(file) is None
+    assert syncer.stats()["files"] == 0
+
+
+def test_a_failed_sync_is_counted_kept_for_the_owner_and_not_fatal(
+    tmp_path: Path, make: Callable[..., Writeback], caplog: pytest.LogCaptureFixture
+) -> None:
+    synced: list[int] = []
+
+    def sync(fd: int) -> None:
+        if os.path.samestat(os.fstat(fd), os.stat(tmp_path / "bad")):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        synced.append(fd)
+
+    syncer = make(sync=sync)
+    with open(tmp_path / "bad", "w+b") as bad, open(tmp_path / "good", "w+b") as good:
+        syncer.register(bad)
+        for growth in range(3):
+            bad.write(b"x" * (growth + 1))
+            bad.flush()
+            assert syncer.wait_round(WAIT_S)
+        # The thread is alive and still syncs other files.
+        syncer.register(good)
+        good.write(b"y")
+        good.flush()
+        assert syncer.wait_round(WAIT_S)
+        assert len(synced) == 1
+        assert syncer.stats()["errors"] == 3
+        error = syncer.unregister(bad)
+        assert isinstance(error, OSError) and error.errno == errno.EIO
+        assert syncer.unregister(good) is None
+    # Logged once for the file, not at every failure.
+    assert [r.getMessage() for r in caplog.records].count(
+        f"write-back of {tmp_path / 'bad'} failed: [Errno 5] Input/output error"
+    ) == 1
+
+
+def test_an_unexpected_exception_does_not_stop_the_thread(
+    tmp_path: Path, make: Callable[..., Writeback]
+) -> None:
+    calls: list[int] = []
+
+    def sync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+
+    syncer = make(sync=sync)
+    with open(tmp_path / "a", "w+b") as file:
+        syncer.register(file)
+        file.write(b"x")
+        file.flush()
+        assert syncer.wait_round(WAIT_S)
+        assert syncer.stats()["errors"] == 1
+        file.write(b"x")
+        file.flush()
+        assert syncer.wait_round(WAIT_S)
+        assert len(calls) >= 2
+        assert syncer.unregister(file) is None
+
+
+def test_the_process_instance_starts_its_thread_on_first_use(tmp_path: Path) -> None:
+    with open(tmp_path / "a", "w+b") as file:
+        writeback.register(file)
+        assert writeback.stats()["files"] >= 1
+        assert any(thread.name == "recorder-writeback" for thread in threading.enumerate())
+        assert writeback.unregister(file) is None
