@@ -2,9 +2,10 @@
 
 The lifecycle layer (recordings, the API, the store) creates a `ConnectionRecorder` per
 participant. It allocates a port per medium from the `PortPool` (RTCP accepted muxed there and
-on the next port), records into `archive_tmp_dir`, and on stop finalizes, fsyncs and moves the
-files into `archive_dir`, telling its owner about each finished file through callbacks. Split
-pieces are moved as soon as each is complete.
+on the next port), records into `archive_tmp_dir` (synced as the files grow, by
+`recorder.writeback`), and on stop finalizes, fsyncs and moves the files into `archive_dir`,
+telling its owner about each finished file through callbacks. Split pieces are moved as soon as
+each is complete.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from recorder import layout
+from recorder import layout, writeback
 from recorder.archive import Archive
 from recorder.errors import NoMediaError, RecorderError
 from recorder.ingest import recorded_format
@@ -190,6 +191,7 @@ class ConnectionRecorder:
             writers: list[Writer] = []
             if self._single_name is not None:
                 self._single_file = open(self._tmp_dir / self._single_name, "w+b")  # noqa: SIM115
+                writeback.register(self._single_file)
                 writers.append(self._writer_cls(self._single_file))
             if self._split_name is not None:
                 self._split = SplitWriter(
@@ -282,7 +284,9 @@ class ConnectionRecorder:
     def _open_piece(self, index: int) -> BinaryIO:
         assert self._split_name is not None
         self._on_piece_open(index)
-        return open(self._tmp_dir / self._split_name(index), "w+b")
+        file = open(self._tmp_dir / self._split_name(index), "w+b")  # noqa: SIM115
+        writeback.register(file)
+        return file
 
     def _piece_done(self, piece: Piece) -> None:
         assert self._split_name is not None
@@ -295,6 +299,10 @@ class ConnectionRecorder:
     def _finish(
         self, file: BinaryIO, name: str, result: WriterResult, start_us: int, index: int
     ) -> FinishedFile:
+        # All but the last moment's data is on disk already; a failed background sync fails
+        # the file as a failed fsync would.
+        if (error := writeback.unregister(file)) is not None:
+            raise error
         file.flush()
         os.fsync(file.fileno())
         file.close()
@@ -310,4 +318,5 @@ class ConnectionRecorder:
         for port in self.ports.values():
             self._ports_pool.give_back(port)
         if self._single_file is not None and not self._single_file.closed:
+            writeback.unregister(self._single_file)
             self._single_file.close()

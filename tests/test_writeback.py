@@ -7,17 +7,22 @@ system call (6.5+), which reports a file's page-cache state without changing it.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import errno
 import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
 from recorder import writeback
+from recorder.connection import ConnectionRecorder, PortPool
+from recorder.errors import NoMediaError
 from recorder.writeback import Writeback
+from tests.test_connection import MEDIA, _record
 
 WAIT_S = 10.0  # generous: the machine is shared; a round normally takes milliseconds
 MB = 1 << 20
@@ -300,3 +305,71 @@ def test_the_process_instance_starts_its_thread_on_first_use(tmp_path: Path) -> 
         assert writeback.stats()["files"] >= 1
         assert any(thread.name == "recorder-writeback" for thread in threading.enumerate())
         assert writeback.unregister(file) is None
+
+
+@pytest.mark.parametrize("container", ["webm", "mp4"])
+def test_a_connection_registers_every_temp_file_until_its_final_fsync(
+    tmp_path: Path, container: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[str, str, bool]] = []
+    real_register, real_unregister = writeback.register, writeback.unregister
+
+    def register(file: BinaryIO) -> None:
+        calls.append(("register", Path(file.name).name, file.closed))
+        real_register(file)
+
+    def unregister(file: BinaryIO) -> OSError | None:
+        calls.append(("unregister", Path(file.name).name, file.closed))
+        return real_unregister(file)
+
+    monkeypatch.setattr(writeback, "register", register)
+    monkeypatch.setattr(writeback, "unregister", unregister)
+    before = writeback.stats()["files"]
+    recorder = ConnectionRecorder(
+        MEDIA,
+        container=container,
+        tmp_dir=tmp_path / "tmp",
+        final_dir=tmp_path / "archive",
+        single_name=f"archive-c1.{container}",
+        split_name=lambda index: f"split-archive-c1_{index:04d}.{container}",
+        split_duration=1.5,
+        ports=PortPool(31400, 31500),
+        listen="127.0.0.1",
+    )
+    assert asyncio.run(_record(recorder)) is not None
+    single, first, second = (
+        f"archive-c1.{container}",
+        f"split-archive-c1_0001.{container}",
+        f"split-archive-c1_0002.{container}",
+    )
+    assert calls == [
+        ("register", single, False),
+        ("register", first, False),
+        ("unregister", first, False),
+        ("register", second, False),
+        ("unregister", second, False),
+        ("unregister", single, False),
+    ]
+    assert writeback.stats()["files"] == before
+
+
+def test_a_connection_that_never_started_unregisters_its_file(tmp_path: Path) -> None:
+    before = writeback.stats()["files"]
+    recorder = ConnectionRecorder(
+        MEDIA,
+        container="webm",
+        tmp_dir=tmp_path,
+        final_dir=tmp_path,
+        single_name="archive-c1.webm",
+        ports=PortPool(31400, 31500),
+        listen="127.0.0.1",
+    )
+
+    async def scenario() -> None:
+        await recorder.start()
+        assert writeback.stats()["files"] == before + 1
+        with pytest.raises(NoMediaError):
+            recorder.stop()
+
+    asyncio.run(scenario())
+    assert writeback.stats()["files"] == before
