@@ -5,9 +5,9 @@ dirty pages back only after ~30 s (`vm.dirty_expire_centisecs`) or under memory 
 long archive fed quickly then holds hundreds of MB that the final `fsync` of a stop has to wait
 for (~300 ms for 1 h of 1.5 Mbit/s video fed in 16 s). One daemon thread per process calls
 `fdatasync` on each registered file that has grown since its last sync, at least every
-`interval` seconds and as soon as it has grown by `growth` bytes, so the final `fsync` only
-waits for the last moment's data, and a temp file left by a crash lags its writer by about a
-second.
+`interval` seconds and, when it grows faster than that, about every `growth` bytes, so the final
+`fsync` only waits for the last moment's data, and a temp file left by a crash lags its writer
+by about a second.
 
 Nothing here runs per packet: the event loop only registers a file after opening it and
 unregisters it before its final flush, fsync and close. The thread works on a descriptor of its
@@ -15,7 +15,7 @@ own, opened anew on the same file (not `dup`: a duplicate shares the open file d
 a write-back error that the thread's sync reports would no longer be reported to the owner's
 final `fsync`). The owner may close its file at any time; the thread's descriptor keeps the
 file's inode, never a reused descriptor number. A file closed (or garbage-collected) without
-being unregistered is dropped at the next round.
+being unregistered is dropped the next time the thread looks at it.
 
 A failed sync never stops the thread: it is counted, logged once per file, and handed to the
 owner by `unregister`, because data that did not reach the disk makes the archive unsound even
@@ -38,17 +38,18 @@ log = logging.getLogger("recorder.writeback")
 # At least this often a file that has grown is synced: what a crash or the final fsync of a
 # stop can find unwritten is about this much media.
 INTERVAL_S = 1.0
-# A file fed faster than real time (a backlog, a benchmark) is synced as soon as it has grown
-# by this much, so the data left for the final fsync stays small at any bitrate.
+# A file fed faster than real time (a backlog, a benchmark) is synced each time it has grown by
+# about this much, so the data left for the final fsync stays small at any bitrate.
 GROWTH_BYTES = 4 << 20
-# How often the thread looks at the files' sizes (one fstat per file) while any is registered.
+# How often the thread wakes while any file is registered. A file's size (one fstat) is looked
+# at only when it may be due: once per interval, sooner while it grows fast (see `_due`).
 POLL_S = 0.2
 
 
 class _Entry:
     """One registered file: the thread's own descriptor and what it last synced."""
 
-    __slots__ = ("error", "fd", "file", "lock", "name", "synced_at", "synced_size")
+    __slots__ = ("due", "error", "fd", "file", "lock", "name", "synced_at", "synced_size")
 
     def __init__(self, file: BinaryIO, fd: int, now: float) -> None:
         self.file = weakref.ref(file)
@@ -56,7 +57,7 @@ class _Entry:
         self.fd = fd  # -1 once closed
         self.lock = threading.Lock()  # held while the descriptor is in use or being closed
         self.synced_size = 0
-        self.synced_at = now
+        self.synced_at = self.due = now
         self.error: OSError | None = None
 
     def close(self) -> None:
@@ -137,7 +138,8 @@ class Writeback:
 
     def wait_round(self, timeout: float) -> bool:
         """Block until a whole round has run after this call, or no file is left registered
-        (False on timeout)."""
+        (False on timeout). A round looks only at the files that are due (all of them when
+        `interval` is 0)."""
         deadline = time.monotonic() + timeout
         with self._lock:
             # The round in progress may have looked at the files before this call.
@@ -189,6 +191,8 @@ class Writeback:
                     self._changed.wait(self.poll)
 
     def _visit(self, entry: _Entry) -> None:
+        if time.monotonic() < entry.due:
+            return
         with entry.lock:
             if entry.fd < 0:
                 return  # unregistered since the round began
@@ -203,25 +207,40 @@ class Writeback:
             now = time.monotonic()
             size = os.fstat(entry.fd).st_size
             grown = size - entry.synced_size
-            if grown < self.growth and (grown <= 0 or now - entry.synced_at < self.interval):
-                return
-            try:
-                self._sync(entry.fd)
-            except OSError as error:
-                failed = entry.error is None
-                if failed:
-                    entry.error = error
-                with self._lock:
-                    self.errors += 1
-                if failed:
-                    log.error("write-back of %s failed: %s", entry.name, error)
-            else:
-                with self._lock:
-                    self.syncs += 1
-                    self.synced_bytes += max(grown, 0)
-            # After an error too: retried once the file grows again, not every poll.
-            entry.synced_size = size
-            entry.synced_at = now
+            rate = max(grown, 0) / max(now - entry.synced_at, 1e-6)  # bytes/s since the last sync
+            if grown >= self.growth or (grown > 0 and now - entry.synced_at >= self.interval):
+                self._sync_file(entry, grown)
+                # After an error too: retried once the file grows again, not at every poll.
+                entry.synced_size = size
+                entry.synced_at = now
+            entry.due = self._due(entry, size, now, rate)
+
+    def _sync_file(self, entry: _Entry, grown: int) -> None:
+        try:
+            self._sync(entry.fd)
+        except OSError as error:
+            failed = entry.error is None
+            if failed:
+                entry.error = error
+            with self._lock:
+                self.errors += 1
+            if failed:
+                log.error("write-back of %s failed: %s", entry.name, error)
+        else:
+            with self._lock:
+                self.syncs += 1
+                self.synced_bytes += grown
+
+    def _due(self, entry: _Entry, size: int, now: float, rate: float) -> float:
+        """When to look at the file's size next: when its interval is over, or sooner if, at
+        the rate it has been growing, it will have grown by `growth` by then. A file written
+        in real time is looked at once per interval, not at every poll; one that starts to
+        grow fast after a pause is seen within an interval."""
+        unsynced = size - entry.synced_size
+        due = entry.synced_at + self.interval if unsynced > 0 else now + self.interval
+        if rate > 0:
+            due = min(due, now + (self.growth - unsynced) / rate)
+        return due
 
     def _forget(self, entry: _Entry) -> None:
         with self._lock:
