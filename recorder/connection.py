@@ -3,9 +3,10 @@
 The lifecycle layer (recordings, the API, the store) allocates a port per medium from the
 `PortPool` and describes each participant in `ConnectionSettings`; a `ConnectionRecorder` (in
 the API process or in a worker, see recorder.workers) binds those ports (RTCP accepted muxed
-there and on the next port), records into `archive_tmp_dir`, and on stop finalizes, fsyncs and
-moves the files into `archive_dir`, telling its owner about each finished file through
-callbacks. Split pieces are moved as soon as each is complete.
+there and on the next port), records into `archive_tmp_dir` (synced as the files grow, by
+`recorder.writeback`), and on stop finalizes, fsyncs and moves the files into `archive_dir`,
+telling its owner about each finished file through callbacks. Split pieces are moved as soon as
+each is complete.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from recorder import layout
+from recorder import layout, writeback
 from recorder.archive import Archive
 from recorder.errors import NoMediaError, RecorderError
 from recorder.ingest import recorded_format
@@ -214,6 +215,7 @@ class ConnectionRecorder:
             writers: list[Writer] = []
             if self._single_name is not None:
                 self._single_file = open(self._tmp_dir / self._single_name, "w+b")  # noqa: SIM115
+                writeback.register(self._single_file)
                 writers.append(self._writer_cls(self._single_file))
             if self._split_name is not None:
                 self._split = SplitWriter(
@@ -300,6 +302,7 @@ class ConnectionRecorder:
             except NoMediaError:
                 # No decodable media, so no header was ever written: no empty file stays.
                 if self._single_name is not None and self._single_file is not None:
+                    writeback.unregister(self._single_file)
                     self._single_file.close()
                     (self._tmp_dir / self._single_name).unlink(missing_ok=True)
                 raise
@@ -318,7 +321,9 @@ class ConnectionRecorder:
     def _open_piece(self, index: int) -> BinaryIO:
         assert self._split_name is not None
         self._on_piece_open(index)
-        return open(self._tmp_dir / self._split_name(index), "w+b")
+        file = open(self._tmp_dir / self._split_name(index), "w+b")  # noqa: SIM115
+        writeback.register(file)
+        return file
 
     def _piece_done(self, piece: Piece) -> None:
         assert self._split_name is not None
@@ -330,6 +335,10 @@ class ConnectionRecorder:
     def _finish(
         self, file: BinaryIO, name: str, result: WriterResult, start_us: int, index: int
     ) -> FinishedFile:
+        # All but the last moment's data is on disk already; a failed background sync fails
+        # the file as a failed fsync would.
+        if (error := writeback.unregister(file)) is not None:
+            raise error
         file.flush()
         os.fsync(file.fileno())
         file.close()
@@ -343,4 +352,5 @@ class ConnectionRecorder:
         if self.session is not None:
             self.session.close()
         if self._single_file is not None and not self._single_file.closed:
+            writeback.unregister(self._single_file)
             self._single_file.close()
