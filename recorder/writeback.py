@@ -17,6 +17,15 @@ final `fsync`). The owner may close its file at any time; the thread's descripto
 file's inode, never a reused descriptor number. A file closed (or garbage-collected) without
 being unregistered is dropped the next time the thread looks at it.
 
+Once synced, a file's pages are of no more use to the recorder: it writes each byte once and
+never reads it back. They are dropped from the page cache (`POSIX_FADV_DONTNEED`) one sync
+later, so a recorder writing for days does not push everything else out of the cache, and new
+writes land in recycled pages. Measured on this project's VM, a 290 KB cluster write cost ~90
+µs of CPU while the page cache was warm and ~900 µs once it had grown past the memory the host
+had already backed; with the pages dropped it stays at the first figure. The file's head (where
+`close` patches sizes and durations) and the last second's data (an MP4 fragment's `free` box
+is renamed `moof` after it is written) stay cached, so no patch has to read from the disk.
+
 A failed sync never stops the thread: it is counted, logged once per file, and handed to the
 owner by `unregister`, because data that did not reach the disk makes the archive unsound even
 if the final `fsync` happens to succeed (a kernel or file system that reports an error once).
@@ -44,12 +53,25 @@ GROWTH_BYTES = 4 << 20
 # How often the thread wakes while any file is registered. A file's size (one fstat) is looked
 # at only when it may be due: once per interval, sooner while it grows fast (see `_due`).
 POLL_S = 0.2
+# The head of a file stays cached for the patches at close (WebM SeekHead, Info, Tracks; MP4
+# ftyp, moov): far more than either needs.
+KEEP_HEAD_BYTES = 1 << 20
 
 
 class _Entry:
     """One registered file: the thread's own descriptor and what it last synced."""
 
-    __slots__ = ("due", "error", "fd", "file", "lock", "name", "synced_at", "synced_size")
+    __slots__ = (
+        "dropped_to",
+        "due",
+        "error",
+        "fd",
+        "file",
+        "lock",
+        "name",
+        "synced_at",
+        "synced_size",
+    )
 
     def __init__(self, file: BinaryIO, fd: int, now: float) -> None:
         self.file = weakref.ref(file)
@@ -57,6 +79,7 @@ class _Entry:
         self.fd = fd  # -1 once closed
         self.lock = threading.Lock()  # held while the descriptor is in use or being closed
         self.synced_size = 0
+        self.dropped_to = KEEP_HEAD_BYTES  # page-cache pages before this were let go
         self.synced_at = self.due = now
         self.error: OSError | None = None
 
@@ -91,6 +114,7 @@ class Writeback:
         self.rounds = 0
         self.syncs = 0
         self.synced_bytes = 0
+        self.dropped_bytes = 0
         self.errors = 0
 
     def register(self, file: BinaryIO) -> None:
@@ -133,6 +157,7 @@ class Writeback:
                 "files": len(self._entries),
                 "syncs": self.syncs,
                 "synced_bytes": self.synced_bytes,
+                "dropped_bytes": self.dropped_bytes,
                 "errors": self.errors,
             }
 
@@ -209,13 +234,15 @@ class Writeback:
             grown = size - entry.synced_size
             rate = max(grown, 0) / max(now - entry.synced_at, 1e-6)  # bytes/s since the last sync
             if grown >= self.growth or (grown > 0 and now - entry.synced_at >= self.interval):
-                self._sync_file(entry, grown)
+                if self._sync_file(entry, grown):
+                    # What the previous sync wrote: durable for a round now, never read again.
+                    self._drop_cached(entry, entry.synced_size)
                 # After an error too: retried once the file grows again, not at every poll.
                 entry.synced_size = size
                 entry.synced_at = now
             entry.due = self._due(entry, size, now, rate)
 
-    def _sync_file(self, entry: _Entry, grown: int) -> None:
+    def _sync_file(self, entry: _Entry, grown: int) -> bool:
         try:
             self._sync(entry.fd)
         except OSError as error:
@@ -226,10 +253,23 @@ class Writeback:
                 self.errors += 1
             if failed:
                 log.error("write-back of %s failed: %s", entry.name, error)
-        else:
+            return False
+        with self._lock:
+            self.syncs += 1
+            self.synced_bytes += grown
+        return True
+
+    def _drop_cached(self, entry: _Entry, end: int) -> None:
+        """Let the page cache go of the file's synced pages up to `end` (whole pages only:
+        the kernel keeps a partly covered page)."""
+        start = entry.dropped_to
+        if end <= start:
+            return
+        with contextlib.suppress(OSError, AttributeError):  # AttributeError: not POSIX
+            os.posix_fadvise(entry.fd, start, end - start, os.POSIX_FADV_DONTNEED)
             with self._lock:
-                self.syncs += 1
-                self.synced_bytes += grown
+                self.dropped_bytes += end - start
+        entry.dropped_to = end
 
     def _due(self, entry: _Entry, size: int, now: float, rate: float) -> float:
         """When to look at the file's size next: when its interval is over, or sooner if, at
