@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from recorder import rtcp
+from recorder import rtcp, writeback
 from recorder.archive import Archive
 from recorder.errors import MalformedPacket, RecorderError, UnsupportedError
 from recorder.ingest import MediaRoute, Router, recorded_sections
@@ -312,6 +312,7 @@ class LiveRecording:
         """
         temporary = self.output.with_name(f".{self.output.name}.part")
         with open(temporary, "w+b") as file:
+            writeback.register(file)
             try:
                 archive = Archive([self._writer_cls(file)])
                 session = self.session = LiveSession(
@@ -335,9 +336,12 @@ class LiveRecording:
                     session.tick(time.monotonic())
                 session.close()
                 result = archive.close()
+                if (error := writeback.unregister(file)) is not None:
+                    raise error
                 file.flush()
                 os.fsync(file.fileno())
             except BaseException:
+                writeback.unregister(file)
                 temporary.unlink(missing_ok=True)
                 raise
         os.replace(temporary, self.output)
