@@ -550,6 +550,11 @@ class RecordingManager:
             except ConnectionLost:
                 # The worker died while finishing them: the files are as its crash left them.
                 self._recover_files(recording, connection)
+            except (RecorderError, OSError) as error:
+                # Finishing failed (an fsync or a move met a disk error): the archive is not
+                # sound; what was written stays in the temporary directory.
+                connection.state = "failed"
+                self._fail_archives(recording, connection, f"finishing the archive failed: {error}")
             else:
                 if single is not None:
                     self._document_single(recording, connection, single, failure)

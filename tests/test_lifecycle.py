@@ -316,3 +316,35 @@ def test_crossing_the_disk_floor_finalizes_running_archives_as_failed(tmp_path: 
     events = manager.store.list_events(rid)
     [failed] = [event for event in events if event.type == "archive.failed"]
     assert "below the configured minimum" in failed.payload["reason"]
+
+
+def test_a_disk_error_while_finishing_fails_the_archive_not_the_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = _manager(tmp_path)
+
+    def broken_disk(*args: object) -> None:
+        raise OSError(5, "Input/output error")
+
+    async def scenario() -> tuple[str, dict]:
+        created = await manager.create_recording(
+            RecordingSpec("room", connections=[_vp8_opus("a")])
+        )
+        await send_capture(CAPTURES["gst"][0], _ports(created["connections"][0]))
+        await asyncio.sleep(0.3)
+        monkeypatch.setattr("recorder.connection.ConnectionRecorder._finish", broken_disk)
+        return created["recording_id"], await manager.stop_recording(created["recording_id"])
+
+    rid, stopped = asyncio.run(scenario())
+    assert stopped["state"] == "stopped" and stopped["connections"][0]["state"] == "failed"
+    [archive] = stopped["connections"][0]["archives"]
+    assert archive["state"] == "failed"
+    events = manager.store.list_events(rid)
+    [failed] = [event for event in events if event.type == "archive.failed"]
+    assert failed.payload["reason"] == (
+        "finishing the archive failed: [Errno 5] Input/output error"
+    )
+    assert events[-1].type == "recording.report"
+    assert (tmp_path / "archive" / rid / f"report-{rid}.json").exists()
+    # The ports came back to the pool.
+    assert manager.ports.free == 50
