@@ -225,7 +225,8 @@ class ManagerCollector(Collector):
                 yield CounterMetricFamily(name.removesuffix("_total"), key, value=value)
             else:
                 yield GaugeMetricFamily(name, key, value=value)
-        by_state = Counter(recording["state"] for recording in manager.list_recordings())
+        # From the rows: building every recording's view per scrape grows with the history.
+        by_state = Counter(row.state for row in manager.store.list_recordings())
         recordings = GaugeMetricFamily(
             METRIC_PREFIX + "recordings",
             "Recordings in the state store, by state",
