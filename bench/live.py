@@ -1,10 +1,13 @@
 """Part 2: N concurrent VP8 + Opus connections sent in real time into `rtp-recorder serve`.
 
 Per step, a fresh `serve` is started and its recordings created through the API (at most 100
-connections per `POST /v1/recordings`, the API's limit). This process then replays the
-captures to every connection in real time: one sending socket per medium, a distinct SSRC per
-connection and medium written into each packet, connections spread over 20 start offsets
-(0-1.9 s) so keyframes do not all coincide. RTCP the recorder sends back is read and dropped.
+connections per `POST /v1/recordings`, the API's limit). The captures are then replayed to
+every connection in real time: one sending socket per medium, a distinct SSRC per connection and
+medium written into each packet, connections spread over 20 start offsets (0-1.9 s) so
+keyframes do not all coincide. RTCP the recorder sends back is read, counted and dropped. The
+load generator is bench/sender.c (compiled here with gcc, sendmmsg batches) so that it takes
+little of the 2 cores the recorder is measured on; without gcc, the same loop in Python
+(one sendto per packet, most of a core at 500 connections) in this process.
 
 Measured over the sending window: packets sent and counted by the recorder (per-stream
 `packets` and `lost` of `GET /v1/recordings/{id}`), drops of the recorder's sockets (the drops
@@ -20,10 +23,16 @@ than 0.25 s behind schedule), then the largest clean N is bisected down to 10 co
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import random
 import resource
+import shutil
 import socket
 import struct
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +43,7 @@ from bench.common import (
     tree_usage,
     udp_counters,
 )
-from bench.inputs import Capture
+from bench.inputs import CACHE, Capture
 from bench.replay import AUDIO, VIDEO, Flow, connection
 from bench.service import Service, media_ports, stream_counters
 
@@ -53,6 +62,11 @@ BACKLOG_LIMIT = 2.0
 BISECT_STEP = 10  # the search for the largest clean N stops at this resolution
 SOAK_SECONDS = 600.0
 LATE_LIMIT = 0.25  # seconds behind schedule the sender may fall before a step is void
+SENDER_SOURCE = Path(__file__).resolve().parent / "sender.c"
+# The records of the schedule file bench/sender.c reads (the format is described there).
+SCHEDULE_HEAD = struct.Struct("<8sIIII")
+SCHEDULE_CONNECTION = struct.Struct("<I4s4sHH")
+SCHEDULE_EVENT = struct.Struct("<QHBB")
 
 
 def socket_drops(first: int, last: int) -> int:
@@ -88,7 +102,13 @@ def bind_pair() -> tuple[socket.socket, socket.socket]:
 
 
 class Sender:
-    """Real-time replay of one connection's timeline to many connections."""
+    """Real-time replay of one connection's timeline to many connections: the sockets, SSRCs
+    and groups both load generators share. `run(sample, sample_every)` sends everything on
+    schedule, calling `sample()` about every `sample_every` seconds, and returns the wall time
+    taken; then `sent`, `send_errors`, `max_late`, `feedback` and `user`, `sys` (the sender's
+    own CPU seconds) hold its figures."""
+
+    name = ""
 
     def __init__(
         self, ports: list[tuple[str, int, int]], events: list[tuple[float, int, bytes]]
@@ -120,6 +140,15 @@ class Sender:
         self.send_errors = 0
         self.max_late = 0.0
         self.feedback = 0
+        self.user = 0.0
+        self.sys = 0.0
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.sys
+
+    def run(self, sample: Any, sample_every: float = 1.0) -> float:
+        raise NotImplementedError
 
     def _drain(self) -> None:
         for sock in self.rtcp_socks:
@@ -130,9 +159,28 @@ class Sender:
                     break
                 self.feedback += 1
 
+    def close(self) -> None:
+        self._drain()
+        for sock in self.rtcp_socks:
+            sock.close()
+
+
+class PythonSender(Sender):
+    """The sender as a Python loop, one `sendto` per packet: the fallback without gcc. At a
+    few hundred connections it needs most of a core itself."""
+
+    name = "python"
+
     def run(self, sample: Any, sample_every: float = 1.0) -> float:
-        """Send everything on schedule; call `sample()` about every `sample_every` seconds.
-        Returns the wall time taken."""
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        wall = self._run(sample, sample_every)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        # Includes the sample() calls made meanwhile, as the figures before bench/sender.c did.
+        self.user = after.ru_utime - before.ru_utime
+        self.sys = after.ru_stime - before.ru_stime
+        return wall
+
+    def _run(self, sample: Any, sample_every: float) -> float:
         events = self.events
         count = len(events)
         offsets = [g * GROUP_SPACING for g in range(GROUPS)]
@@ -183,10 +231,146 @@ class Sender:
             if wait > 0:
                 time.sleep(min(wait, 0.005))
 
+
+def compile_sender() -> tuple[Path | None, str]:
+    """bench/sender.c built with gcc into bench/.cache/ (once per version of the source):
+    (binary, "") or (None, why not)."""
+    source = SENDER_SOURCE.read_bytes()
+    binary = CACHE / "sender" / f"sender-{hashlib.sha1(source).hexdigest()[:12]}"
+    if binary.exists():
+        return binary, ""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        return None, "gcc not found"
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    building = binary.with_name(f"{binary.name}.{os.getpid()}")
+    done = subprocess.run(
+        [gcc, "-O2", "-std=c11", "-Wall", "-Wextra", "-o", str(building), str(SENDER_SOURCE)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        building.unlink(missing_ok=True)
+        lines = done.stderr.strip().splitlines() or ["no output"]
+        error = next((line for line in lines if "error" in line), lines[0])
+        return None, f"gcc failed ({done.returncode}): {error}"
+    building.replace(binary)  # atomic: a concurrent run sees the whole binary or none
+    return binary, ""
+
+
+class CSender(Sender):
+    """The same replay by bench/sender.c: this process writes the schedule (the timeline's
+    packets, each connection's SSRCs, group and ports, the groups' offsets) to a file and hands
+    the sockets down; the child sends with sendmmsg and reports its figures as JSON. Its CPU
+    comes from os.wait4, the child's own rusage."""
+
+    name = "c"
+
+    def __init__(
+        self,
+        ports: list[tuple[str, int, int]],
+        events: list[tuple[float, int, bytes]],
+        binary: Path,
+    ) -> None:
+        super().__init__(ports, events)
+        self.binary = binary
+        self.report: dict[str, Any] = {}
+        # Written now, before the step's measurements start. The directory goes with close()
+        # (or, should the step fail, when this object is collected).
+        CACHE.mkdir(parents=True, exist_ok=True)
+        self.scratch = tempfile.TemporaryDirectory(dir=CACHE, prefix="sender-")
+        self.schedule = Path(self.scratch.name) / "schedule.bin"
+        self._write_schedule(self.schedule)
+
+    def _write_schedule(self, path: Path) -> None:
+        """The file bench/sender.c reads (its format is described there). Connections are
+        written group by group in each group's order, the order the Python loop sends in."""
+        connections = [
+            (group, member) for group, members in enumerate(self.groups) for member in members
+        ]
+        parts = [
+            SCHEDULE_HEAD.pack(b"RTPSEND1", GROUPS, len(connections), len(self.events), 0),
+            *(struct.pack("<Q", round(g * GROUP_SPACING * 1e9)) for g in range(GROUPS)),
+        ]
+        for group, (video_ssrc, audio_ssrc, video_to, audio_to) in connections:
+            parts.append(
+                SCHEDULE_CONNECTION.pack(group, video_ssrc, audio_ssrc, video_to[1], audio_to[1])
+            )
+        for due, kind, packet in self.events:
+            parts.append(SCHEDULE_EVENT.pack(round(due * 1e9), len(packet), kind, 0))
+            parts.append(packet)
+        path.write_bytes(b"".join(parts))
+
+    def run(self, sample: Any, sample_every: float = 1.0) -> float:
+        fds = [sock.fileno() for sock in self.rtcp_socks]
+        media = [self.socks[VIDEO].fileno(), self.socks[AUDIO].fileno()]
+        cmd = [str(self.binary), str(self.schedule), *map(str, media), *map(str, fds)]
+        out = Path(self.scratch.name) / "out"
+        err = Path(self.scratch.name) / "err"
+        with out.open("w") as stdout, err.open("w") as stderr:
+            proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, pass_fds=fds)
+        try:
+            status, usage = self._wait(proc, sample, sample_every)
+        finally:
+            if proc.returncode is None:  # interrupted: the child does not outlive us
+                proc.kill()
+                os.waitpid(proc.pid, 0)
+                proc.returncode = -9
+        if status != 0:
+            raise RuntimeError(f"{self.binary.name} exited {status}: {err.read_text()}")
+        self.report = json.loads(out.read_text())
+        self.sent = self.report["sent"]
+        self.send_errors = self.report["send_errors"]
+        self.max_late = self.report["max_late"]
+        self.feedback += self.report["feedback"]
+        self.user = usage.ru_utime
+        self.sys = usage.ru_stime
+        return float(self.report["wall"])
+
+    @staticmethod
+    def _wait(
+        proc: subprocess.Popen[bytes], sample: Any, sample_every: float
+    ) -> tuple[int, resource.struct_rusage]:
+        """Waits for the child, calling sample() about every sample_every seconds meanwhile:
+        its exit status and its own rusage."""
+        next_sample = time.perf_counter() + sample_every
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                return proc.returncode, usage
+            now = time.perf_counter()
+            if now >= next_sample:
+                next_sample += sample_every
+                sample()
+            time.sleep(min(0.05, max(0.0, next_sample - time.perf_counter())))
+
     def close(self) -> None:
-        self._drain()
-        for sock in self.rtcp_socks:
-            sock.close()
+        super().close()
+        self.scratch.cleanup()
+
+
+def make_sender(
+    ports: list[tuple[str, int, int]], events: list[tuple[float, int, bytes]], kind: str
+) -> Sender:
+    """kind "c": bench/sender.c (compiled beforehand by choose_sender), "python": the loop."""
+    if kind == "c":
+        binary, _ = compile_sender()
+        assert binary is not None
+        return CSender(ports, events, binary)
+    return PythonSender(ports, events)
+
+
+def choose_sender(wanted: str = "auto") -> tuple[str, str]:
+    """(the sender to use, a note): "c" unless asked for "python" or gcc cannot build it."""
+    if wanted == "python":
+        return "python", "Python sender as asked (--sender python)"
+    binary, why = compile_sender()
+    if binary is not None:
+        return "c", f"built with gcc -O2 as bench/.cache/sender/{binary.name}"
+    if wanted == "c":
+        raise RuntimeError(f"--sender c: bench/sender.c could not be built: {why}")
+    return "python", f"fallback to the Python sender: bench/sender.c could not be built: {why}"
 
 
 def recorded_totals(service: Service, recordings: list[dict]) -> dict[str, int]:
@@ -207,6 +391,7 @@ def step(
     events: list[tuple[float, int, bytes]],
     per_connection: int,
     workers: str | None = None,
+    sender_kind: str = "python",
 ) -> dict[str, Any]:
     with Service(f"live-{connections}", PORT_RANGE, workers) as service:
         pid = service.pid
@@ -220,7 +405,7 @@ def step(
         create_s = time.perf_counter() - created
         ports = [item for recording in recordings for item in media_ports(recording)]
         rss_ready = _tree_rss_kb(pid)
-        sender = Sender(ports, events)
+        sender = make_sender(ports, events, sender_kind)
         samples: list[tuple[float, float, int]] = []
         per_process: list[dict[int, tuple[float, int]]] = []
 
@@ -270,9 +455,12 @@ def step(
     warm_up = min(60.0, (end_t - start_t) / 4)
     warm = next(i for i, (t, _, _) in enumerate(samples) if t - start_t >= warm_up)
     cpu = end_cpu - start_cpu
-    sender_cpu = (self_after.ru_utime + self_after.ru_stime) - (
+    # This process: the sender itself if it is the Python one, else its sample() calls.
+    self_cpu = (self_after.ru_utime + self_after.ru_stime) - (
         self_before.ru_utime + self_before.ru_stime
     )
+    sender_cpu = sender.cpu
+    ours = self_cpu + (sender_cpu if isinstance(sender, CSender) else 0.0)
     expected = per_connection * connections
     rcvbuf = kernel_after["RcvbufErrors"] - kernel_before["RcvbufErrors"]
     recorded = totals["packets"]
@@ -280,7 +468,7 @@ def step(
         sender.sent == expected and recorded == expected and drops == 0 and totals["lost"] == 0
     )
     kept_up = drain_s <= BACKLOG_LIMIT
-    other_cpu = max(0.0, busy - cpu - sender_cpu)
+    other_cpu = max(0.0, busy - cpu - ours)
     return {
         "connections": connections,
         "seconds": round(wall, 1),
@@ -304,7 +492,11 @@ def step(
         # From a quarter of the run (at most a minute in) to its end: after the warm-up.
         "rss_growth_mb": round((rss[-1] - rss[warm]) / 1024, 1),
         "rss_growth_from_s": round(samples[warm][0] - start_t),
+        "sender": sender.name,
         "sender_cpu_pct": round(sender_cpu / wall * 100, 1),
+        "sender_cpu_user_s": round(sender.user, 2),
+        "sender_cpu_sys_s": round(sender.sys, 2),
+        "sender_us_per_packet": round(sender_cpu / max(sender.sent, 1) * 1e6, 2),
         "sender_max_late_s": round(sender.max_late, 3),
         "sender_kept_up": sender.max_late <= LATE_LIMIT,
         "other_cpu_pct": round(other_cpu / wall * 100, 1),
@@ -328,7 +520,12 @@ def run(
     seconds: float,
     log: Any = print,
     workers: str | None = None,
+    sender: str = "auto",
 ) -> dict[str, Any]:
+    """`sender`: "auto" (bench/sender.c if gcc builds it, else the Python loop), "c" or
+    "python"."""
+    sender_kind, sender_note = choose_sender(sender)
+    log(f"  live: sender {sender_kind}: {sender_note}")
     video = Flow.load(captures["vp8"], VIDEO)
     audio = Flow.load(captures["opus"], AUDIO)
     events = list(connection(video, audio, seconds))
@@ -340,14 +537,15 @@ def run(
         n = plan.pop(0)
         tried.add(n)
         log(f"  live N={n}: {seconds:g} s, {per_connection} packets per connection ...")
-        row = step(n, events, per_connection, workers)
+        row = step(n, events, per_connection, workers, sender_kind)
         rows.append(row)
         log(
             f"  live N={n}: sent {row['sent']}, recorded {row['recorded']}, socket drops "
             f"{row['socket_drops']}, lost {row['recorder_lost']}, recorder CPU "
             f"{row['recorder_cpu_pct']}% {row['process_cpu_pct']} "
             f"({row['recorder_us_per_packet']} us/pkt), RSS "
-            f"{row['rss_mb']} MB, sender late {row['sender_max_late_s']} s, backlog "
+            f"{row['rss_mb']} MB, sender ({row['sender']}) CPU {row['sender_cpu_pct']}% "
+            f"({row['sender_us_per_packet']} us/pkt), late {row['sender_max_late_s']} s, backlog "
             f"{row['drain_s']} s, other CPU {row['other_cpu_pct']}%"
         )
         clean = [r["connections"] for r in rows if r["clean"]]
@@ -362,19 +560,30 @@ def run(
     clean = [r["connections"] for r in rows if r["clean"]]
     largest = max(clean) if clean else 0
     rows.sort(key=lambda r: r["connections"])
+    if sender_kind == "c":
+        generator = (
+            "by a compiled load generator (`bench/sender.c`: the packets of a schedule file "
+            "written by Python, `sendmmsg` batches, child of the benchmark process)"
+        )
+    else:
+        generator = "by a Python loop (one `sendto` per packet) in the benchmark process"
     return {
         "method": (
             f"Each step: a fresh `serve`; N VP8+Opus connections ({per_connection} packets "
             f"each over {seconds:g} s, ~{per_connection / seconds:.0f} packets/s) sent in real "
-            "time from one Python process on the same 2 cores (its loopback sends are charged "
-            "to it: sender CPU). Zero loss: every packet sent was counted by the recorder, no "
-            "socket drops, no loss reported. Clean: zero loss, the recorder done with its "
-            f"backlog within {BACKLOG_LIMIT:g} s of the last packet, the sender never more than "
+            f"time {generator} on the same 2 cores (its loopback sends are charged to it: "
+            "sender CPU, the sender process's own user + sys time). Zero loss: every packet "
+            "sent was counted by the recorder, no socket drops, no loss reported. Clean: zero "
+            "loss, the recorder done with its backlog within "
+            f"{BACKLOG_LIMIT:g} s of the last packet, the sender never more than "
             f"{LATE_LIMIT:g} s behind. Other CPU: the machine's busy time not spent by the "
-            "recorder or the sender (other processes on this shared machine)."
+            "recorder, the sender or the benchmark process (other processes on this shared "
+            "machine)."
         ),
         "seconds_per_step": seconds,
         "workers": workers or "auto",
+        "sender": sender_kind,
+        "sender_note": sender_note,
         "packets_per_connection": per_connection,
         "rows": rows,
         "largest_zero_loss": largest,

@@ -64,14 +64,21 @@ def run_part(part: str, args: argparse.Namespace) -> dict[str, Any]:
         captures = inputs.ensure(seconds, ("vp8", "opus"))
         steps = args.steps or (live.QUICK_STEPS if args.quick else live.STEPS)
         duration = args.live_seconds or (15.0 if args.quick else 60.0)
-        result = live.run(captures, steps, duration, log=log, workers=args.workers)
+        result = live.run(
+            captures, steps, duration, log=log, workers=args.workers, sender=args.sender
+        )
     elif part == "soak":
         from bench import live
 
         captures = inputs.ensure(seconds, ("vp8", "opus"))
         duration = args.live_seconds or (30.0 if args.quick else live.SOAK_SECONDS)
         result = live.run(
-            captures, [args.soak_connections], duration, log=log, workers=args.workers
+            captures,
+            [args.soak_connections],
+            duration,
+            log=log,
+            workers=args.workers,
+            sender=args.sender,
         )
     else:
         raise ValueError(part)
@@ -113,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop-repeat", type=int, default=3, help="stop: runs per length")
     parser.add_argument(
         "--workers", help="live, soak, stop: serve's --workers (default: its own, one per core)"
+    )
+    parser.add_argument(
+        "--sender",
+        choices=("auto", "c", "python"),
+        default="auto",
+        help="live, soak: load generator (default: bench/sender.c if gcc builds it, else Python)",
     )
     args = parser.parse_args(argv)
     args.argv = argv
