@@ -112,6 +112,9 @@ def stop_md(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+_SENDERS = {"c": "C (`bench/sender.c`, sendmmsg)", "python": "Python (one sendto per packet)"}
+
+
 def live_md(result: dict[str, Any]) -> list[str]:
     lines = _head("Live: N concurrent VP8+Opus connections in real time into `serve`", result)
     lines += [
@@ -120,6 +123,11 @@ def live_md(result: dict[str, Any]) -> list[str]:
         f"`serve --workers`: {result.get('workers', 'auto')}. Recorder CPU and RSS are those "
         "of serve and its worker processes together; per process: the API process first.",
         "",
+        # Results from before bench/sender.c have no "sender": they were the Python loop's.
+        f"Load generator: **{_SENDERS.get(result.get('sender', 'python'))}**"
+        + (f" ({result['sender_note']})" if result.get("sender_note") else "")
+        + ". Sender CPU: % of a core and µs per packet sent.",
+        "",
         "| N | pkts/s | sent | recorded | socket drops | RcvbufErrors Δ | recorder lost "
         "| recorder CPU | per process | µs/pkt | RSS MB | RSS/conn MB | sender CPU "
         "| sender late s | backlog s | other CPU | zero loss | clean |",
@@ -127,6 +135,9 @@ def live_md(result: dict[str, Any]) -> list[str]:
         "| --- | --- | --- | --- |",
     ]
     for row in result["rows"]:
+        sender = f"{row['sender_cpu_pct']}%"
+        if "sender_us_per_packet" in row:
+            sender += f", {row['sender_us_per_packet']} µs"
         lines.append(
             f"| {row['connections']} | {row['packets_per_s']} | {row['sent']} | "
             f"{row['recorded']} | {row['socket_drops']} | {row['rcvbuf_errors']} | "
@@ -134,7 +145,7 @@ def live_md(result: dict[str, Any]) -> list[str]:
             f"{row['recorder_cpu_pct']}% | "
             f"{' + '.join(f'{p}%' for p in row.get('process_cpu_pct', [])) or '-'} | "
             f"{row['recorder_us_per_packet']} | {row['rss_mb']} | "
-            f"{row['rss_mb_per_connection']} | {row['sender_cpu_pct']}% | "
+            f"{row['rss_mb_per_connection']} | {sender} | "
             f"{row['sender_max_late_s']} | {row.get('drain_s')} | {row.get('other_cpu_pct')}% | "
             f"{'yes' if row['zero_loss'] else 'no'} | {'yes' if row.get('clean') else 'no'} |"
         )
