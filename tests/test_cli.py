@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -172,3 +174,17 @@ def test_usage_errors_exit_2() -> None:
 def test_console_script_is_declared() -> None:
     scripts = entry_points(group="console_scripts")
     assert scripts["rtp-recorder"].value == "recorder.cli:main"
+
+
+def test_convert_does_not_import_the_service(tmp_path: Path) -> None:
+    # Start-up is most of a short conversion's CPU: `convert` must not pay for `serve`.
+    output = tmp_path / "out.webm"
+    code = (
+        "import sys; from recorder.cli import main; "
+        f"status = main(['convert', {str(PCAP)!r}, '--sdp', {str(SDP)!r}, '-o', {str(output)!r}]); "
+        "heavy = sorted(m for m in ('recorder.config', 'recorder.service', 'recorder.store', "
+        "'fastapi', 'httpx') if m in sys.modules); "
+        "print(status, heavy, file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stderr.strip() == "0 []"
