@@ -65,7 +65,12 @@ TRACK_TYPE_AUDIO = 2
 
 def vint(value: int) -> bytes:
     """The shortest EBML variable-size integer for a data size (all-ones is reserved)."""
-    for length in range(1, 9):
+    # Block sizes are per frame: the common lengths first, without the loop.
+    if value < 0x3FFF:
+        return (value | 0x4000).to_bytes(2, "big") if value >= 0x7F else bytes((value | 0x80,))
+    if value < 0x1FFFFF:
+        return (value | 0x200000).to_bytes(3, "big")
+    for length in range(4, 9):
         if value < (1 << (7 * length)) - 1:
             return (value | 1 << (7 * length)).to_bytes(length, "big")
     raise ValueError(f"EBML size {value} does not fit in 8 bytes")

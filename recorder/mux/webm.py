@@ -30,6 +30,9 @@ OPUS_SEEK_PRE_ROLL_NS = 80_000_000
 PIXEL_WIDTH_FROM_END = 6
 PIXEL_HEIGHT_FROM_END = 2
 
+# SimpleBlock after its size: track number (1-byte VINT), relative timestamp, flags.
+_BLOCK_HEADER = struct.Struct(">BhB")
+
 
 class _Track:
     __slots__ = (
@@ -73,7 +76,8 @@ class WebmWriter(Writer):
         self._tracks_position = 0
         self._duration_offset = 0
         self._pixel_offsets: dict[int, int] = {}
-        self._cluster = bytearray()
+        # The open cluster's children: its Timestamp, then each block's header and data.
+        self._blocks: list[bytes] = []
         self._cluster_ms = 0
         self._cluster_video = False
         self._cluster_cue: tuple[int, int] | None = None
@@ -122,33 +126,35 @@ class WebmWriter(Writer):
         timescale = state.timescale
         ms = (pts * 1000 + timescale // 2) // timescale
         time_us = pts * 1_000_000 // timescale
-        cut = self._chunker.cut_before(state.is_video, frame.keyframe, time_us)
-        if (
-            self._cluster
-            and not cut
-            and not -MAX_BLOCK_OFFSET <= ms - self._cluster_ms <= MAX_BLOCK_OFFSET
-        ):
-            self._chunker.restart(state.is_video, time_us)
-            cut = True
-        if cut or not self._cluster:
-            if self._cluster:
-                self._write_cluster()
+        is_video = state.is_video
+        keyframe = frame.keyframe
+        cut = self._chunker.cut_before(is_video, keyframe, time_us)
+        if not self._blocks:
             self._open_cluster(ms)
-        if state.is_video and not self._cluster_video:
+        else:
+            if not cut and not -MAX_BLOCK_OFFSET <= ms - self._cluster_ms <= MAX_BLOCK_OFFSET:
+                self._chunker.restart(is_video, time_us)
+                cut = True
+            if cut:
+                self._write_cluster()
+                self._open_cluster(ms)
+        if is_video and not self._cluster_video:
             self._cluster_video = True
-            if frame.keyframe:
+            if keyframe:
                 # Cues point at the cluster holding each keyframe that starts a GOP.
                 self._cluster_cue = (ms, track)
         data = frame.data
-        self._cluster += ebml.SIMPLE_BLOCK
-        self._cluster += ebml.vint(len(data) + 4)
-        self._cluster += struct.pack(
-            ">BhB",
-            0x80 | track,  # track number as a 1-byte VINT: tracks 1-126
-            ms - self._cluster_ms,
-            SIMPLE_BLOCK_KEYFRAME if frame.keyframe else 0,
+        blocks = self._blocks
+        blocks.append(
+            ebml.SIMPLE_BLOCK
+            + ebml.vint(len(data) + 4)
+            + _BLOCK_HEADER.pack(
+                0x80 | track,  # track number as a 1-byte VINT: tracks 1-126
+                ms - self._cluster_ms,
+                SIMPLE_BLOCK_KEYFRAME if keyframe else 0,
+            )
         )
-        self._cluster += data
+        blocks.append(data)
         if state.last_ms >= 0:
             state.interval_ms = ms - state.last_ms
         state.last_ms = ms
@@ -159,7 +165,7 @@ class WebmWriter(Writer):
     def close(self) -> WriterResult:
         if self._result is not None:
             return self._result
-        if self._cluster:
+        if self._blocks:
             self._write_cluster()
         cues_position = self._position - self._segment_start
         cues = self._cues_element()
@@ -179,17 +185,19 @@ class WebmWriter(Writer):
         # Without video every cluster is a random access point; with video, see `write`.
         self._cluster_cue = None if self._has_video else (ms, min(self._tracks))
         # The cluster's timestamp is its first child; blocks follow as frames arrive.
-        self._cluster[:] = ebml.uint(ebml.TIMESTAMP, ms)
+        self._blocks = [ebml.uint(ebml.TIMESTAMP, ms)]
 
     def _write_cluster(self) -> None:
         position = self._position - self._segment_start
         if self._cluster_cue is not None:
             self._cues.append((*self._cluster_cue, position))
-        out = ebml.CLUSTER + ebml.vint(len(self._cluster)) + self._cluster
+        blocks = self._blocks
+        # Joined once here: growing one buffer frame by frame copies it over and over.
+        out = b"".join([ebml.CLUSTER, ebml.vint(sum(map(len, blocks))), *blocks])
         self._file.write(out)
         self._file.flush()
         self._position += len(out)
-        self._cluster = bytearray()
+        self._blocks = []
 
     # -- finalize ---------------------------------------------------------------------------
 
