@@ -213,15 +213,18 @@ class Mp4Writer(Writer):
             data_offset += sum(track.sizes)
         mdat_size = data_offset - moof_size
         out += _BOX_HEADER.pack(mdat_size, b"mdat")
+        # The samples are copied once, into the joined fragment.
+        parts = [out]
         for track in trafs:
-            out += b"".join(track.payloads)
+            parts += track.payloads
             track.sizes = []
             track.durations = []
             track.flags = []
             track.payloads = []
-        self._file.write(out)
+        fragment = b"".join(parts)
+        self._file.write(fragment)
         self._file.flush()
-        self._position += len(out)
+        self._position += len(fragment)
         self._buffered = 0
         self._commit(moof_offset)
 
