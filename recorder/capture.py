@@ -10,6 +10,7 @@ counted and skipped; a capture cut short (tcpdump killed) ends where its last wh
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import struct
 import sys
@@ -94,8 +95,14 @@ class CaptureStats:
 Datagram = tuple[float, bytes, int, int, bytes]
 
 
-def read_udp(path: str | Path, stats: CaptureStats | None = None) -> Iterator[Datagram]:
-    """Yield every UDP datagram of the capture at `path`, counting what is skipped in `stats`."""
+def read_udp(
+    path: str | Path, stats: CaptureStats | None = None, *, views: bool = False
+) -> Iterator[Datagram]:
+    """Yield every UDP datagram of the capture at `path`, counting what is skipped in `stats`.
+
+    With `views`, payloads may be read-only memoryviews into the mapped file instead of bytes
+    (no copy); they stay valid as long as they are referenced.
+    """
     stats = stats if stats is not None else CaptureStats()
     try:
         file = open(path, "rb")  # noqa: SIM115 - closed by the generator's finally
@@ -105,7 +112,7 @@ def read_udp(path: str | Path, stats: CaptureStats | None = None) -> Iterator[Da
         magic = file.read(4)
         pcap = PCAP_MAGICS.get(magic)
         if pcap is not None:
-            yield from _pcap(file, path, pcap[0], pcap[1], stats)
+            yield from _pcap(file, path, pcap[0], pcap[1], stats, views)
         elif magic == PCAPNG_MAGIC:
             yield from _pcapng(file, path, stats)
         else:
@@ -124,9 +131,16 @@ def _contents(file: BinaryIO) -> mmap.mmap | bytes:
 
 
 def _pcap(
-    file: BinaryIO, path: str | Path, order: str, nanoseconds: bool, stats: CaptureStats
+    file: BinaryIO,
+    path: str | Path,
+    order: str,
+    nanoseconds: bool,
+    stats: CaptureStats,
+    views: bool,
 ) -> Iterator[Datagram]:
     buffer = _contents(file)
+    # What payloads are sliced from: the file itself (bytes), or a view of it (no copy).
+    payloads = memoryview(buffer) if views else buffer
     try:
         end = len(buffer)
         if end < PCAP_FILE_HEADER_SIZE:
@@ -183,7 +197,7 @@ def _pcap(
                             source,
                             source_port,
                             port,
-                            buffer[start + payload_at : start + udp_at + length],
+                            payloads[start + payload_at : start + udp_at + length],
                         )
                         continue
                 # A record cut by the end of the file is decoded as far as it goes.
@@ -196,7 +210,9 @@ def _pcap(
             stats.udp += udp
     finally:
         if isinstance(buffer, mmap.mmap):
-            buffer.close()
+            # Payload views that are still referenced keep it mapped until the last one goes.
+            with contextlib.suppress(BufferError):
+                buffer.close()
 
 
 def _pcapng(file: BinaryIO, path: str | Path, stats: CaptureStats) -> Iterator[Datagram]:

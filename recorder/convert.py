@@ -47,7 +47,7 @@ def replay(
     router = Router(sections, archive)
     stats = CaptureStats()
     feed = router.feed
-    for arrival, source, source_port, port, payload in read_udp(capture, stats):
+    for arrival, source, source_port, port, payload in read_udp(capture, stats, views=True):
         feed(port, payload, arrival, (source, source_port))
     router.flush()
     if not any(route.stream for route in router.routes):

@@ -168,3 +168,12 @@ def test_records_off_the_fast_path_read_the_same(tmp_path: Path) -> None:
     stats = CaptureStats()
     assert [item[1:] for item in read_udp(path, stats)] == [item[1:] for item in items]
     assert (stats.records, stats.udp) == (30, 30)
+
+
+def test_views_are_the_same_datagrams_without_copies() -> None:
+    copied, viewed = CaptureStats(), CaptureStats()
+    copies = list(read_udp(PCAP, copied))
+    views = list(read_udp(PCAP, viewed, views=True))
+    assert all(isinstance(item[4], memoryview) for item in views)
+    assert [(*item[:4], bytes(item[4])) for item in views] == copies
+    assert viewed == copied
