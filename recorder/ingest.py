@@ -19,7 +19,7 @@ from recorder.archive import Archive, ArchiveTrack
 from recorder.codecs import DEPACKETIZERS, Depacketizer
 from recorder.errors import MalformedPacket, UnsupportedError
 from recorder.rtcp import Bye, ReceptionReport, SenderReport, ntp_to_unix, parse_compound
-from recorder.rtp import RtpPacket, is_rtcp
+from recorder.rtp import RtpPacket
 from recorder.sdp import MediaDescription, RtpFormat
 from recorder.stream import InboundStream
 
@@ -252,9 +252,15 @@ class Router:
                     return
                 route = shared[0]
                 rtcp = True
-        if source is not None and not self._admit(route, source, rtcp):
+        # A datagram from the latched source, with no allow-list, needs no admission check.
+        if (
+            source is not None
+            and (rtcp or source != route.source or self._networks)
+            and not self._admit(route, source, rtcp)
+        ):
             return
-        if rtcp or is_rtcp(data):
+        # is_rtcp(data), inline: this runs for every datagram.
+        if rtcp or (len(data) > 1 and 192 <= data[1] <= 223):
             self._feed_rtcp(self._rtcp_routes(port, route), data, arrival)
             return
         if route.srtp is not None:

@@ -25,6 +25,7 @@ ONE_BYTE_STOP_ID = 15
 
 _FIXED = struct.Struct("!BBHII")
 _EXTENSION_HEADER = struct.Struct("!HH")
+_new = object.__new__
 
 
 class RtpPacket:
@@ -70,7 +71,7 @@ class RtpPacket:
     @classmethod
     def parse(cls, data: bytes | bytearray | memoryview) -> RtpPacket:
         """Parse one datagram; raise `RtpError` with the exact reason if it is not valid RTP."""
-        view = data if isinstance(data, memoryview) else memoryview(data)
+        view = data if type(data) is memoryview else memoryview(data)
         size = len(view)
         if size < FIXED_HEADER_SIZE:
             raise RtpError(f"RTP packet truncated: {size} bytes, the fixed header needs 12")
@@ -102,18 +103,19 @@ class RtpPacket:
             extension_data = view[start:offset]
         if offset > end:
             raise RtpError(f"RTP padding of {size - end} bytes overruns the payload")
-        return cls(
-            view,
-            bool(second & 0x80),
-            second & 0x7F,
-            sequence,
-            timestamp,
-            ssrc,
-            csrc_count,
-            extension_profile,
-            extension_data,
-            view[offset:end],
-        )
+        # Once per packet: filled in here rather than through __init__'s call.
+        packet = _new(cls)
+        packet.raw = view
+        packet.marker = second > 0x7F
+        packet.payload_type = second & 0x7F
+        packet.sequence = sequence
+        packet.timestamp = timestamp
+        packet.ssrc = ssrc
+        packet.csrc_count = csrc_count
+        packet.extension_profile = extension_profile
+        packet.extension_data = extension_data
+        packet.payload = view[offset:end]
+        return packet
 
     @property
     def csrcs(self) -> tuple[int, ...]:
