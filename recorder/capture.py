@@ -32,6 +32,8 @@ PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 PCAP_FILE_HEADER_SIZE = 24
 PCAP_RECORD_HEADER_SIZE = 16
 NANOSECONDS = 1_000_000_000
+# Bytes of a mapped capture read between two hand-backs of its pages.
+RELEASE_BYTES = 16 << 20
 
 # Link-layer header types (tcpdump.org/linktypes.html), including the platform DLT_RAW values.
 LINKTYPE_NULL = 0
@@ -166,8 +168,14 @@ def _pcap(
         payload_at = udp_at + UDP_HEADER_SIZE
         records = udp = 0
         position = PCAP_FILE_HEADER_SIZE
+        # Pages read are handed back every RELEASE_BYTES (see `_release`).
+        released = 0
+        release_at = RELEASE_BYTES if isinstance(buffer, mmap.mmap) else sys.maxsize
         try:
             while position < end:
+                if position >= release_at:
+                    released = _release(buffer, released, position)  # type: ignore[arg-type]
+                    release_at = position + RELEASE_BYTES
                 if position + PCAP_RECORD_HEADER_SIZE > end:
                     stats.truncated_file = True
                     break
@@ -213,6 +221,19 @@ def _pcap(
             # Payload views that are still referenced keep it mapped until the last one goes.
             with contextlib.suppress(BufferError):
                 buffer.close()
+
+
+def _release(buffer: mmap.mmap, start: int, end: int) -> int:
+    """Unmap the pages of `buffer` from `start` to about `end`; return where that stopped.
+
+    The file's pages stay in the page cache, and come back on access (a payload view still
+    in use): this only keeps them from counting in the process's memory, which would
+    otherwise grow to the size of the capture.
+    """
+    end -= end % mmap.PAGESIZE
+    if end > start:
+        buffer.madvise(mmap.MADV_DONTNEED, start, end - start)
+    return max(start, end)
 
 
 def _pcapng(file: BinaryIO, path: str | Path, stats: CaptureStats) -> Iterator[Datagram]:
