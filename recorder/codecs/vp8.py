@@ -41,9 +41,25 @@ KEYFRAME_START_CODE = b"\x9d\x01\x2a"
 CHROMA_420_COLOCATED = 1
 
 
+# The longest descriptor: the required byte, X, a 15-bit PictureID, TL0PICIDX and TID/KEYIDX.
+MAX_DESCRIPTOR_SIZE = 6
+# Descriptor size by X byte when I is set with a 7-bit PictureID or not set: 2 + I + L + T/K.
+_EXTENDED_SIZES = tuple(
+    2 + bool(x & I_BIT) + bool(x & L_BIT) + bool(x & TK_BITS) for x in range(256)
+)
+
+
 def descriptor_size(payload: memoryview) -> int:
     """Length of the payload descriptor; raise if it is truncated or nothing follows it."""
     size_available = len(payload)
+    if size_available > MAX_DESCRIPTOR_SIZE:
+        # Every byte any descriptor can have is there, and data after it: nothing to check.
+        if not payload[0] & X_BIT:
+            return 1
+        extension = payload[1]
+        if extension & I_BIT and payload[2] & M_BIT:
+            return _EXTENDED_SIZES[extension] + 1
+        return _EXTENDED_SIZES[extension]
     if size_available == 0:
         raise DepacketizeError("VP8 payload is empty")
     size = 1
