@@ -27,7 +27,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from recorder.codecs.base import Depacketizer
-from recorder.codecs.bits import BitReader, unescape_rbsp
+from recorder.codecs.bits import (
+    EXP_GOLOMB_WINDOW,
+    BitReader,
+    leading_exp_golomb,
+    unescape_rbsp,
+)
 from recorder.errors import DepacketizeError
 from recorder.media import CodecConfig, Frame
 
@@ -228,6 +233,13 @@ def parse_pps_ids(nal: bytes | memoryview) -> tuple[int, int]:
 
 def parse_slice_start(nal: bytes | memoryview) -> tuple[int, int]:
     """(first_mb_in_slice, pic_parameter_set_id) of a slice NAL unit (H.264 7.3.3)."""
+    # Unescaping a prefix gives a prefix of the unescaped whole; 5 bytes give at least 3.
+    values = leading_exp_golomb(unescape_rbsp(nal[1 : 1 + EXP_GOLOMB_WINDOW + 2]), 3)
+    if values is not None:
+        first_mb, slice_type, pps_id = values
+        if first_mb < MAX_FRAME_MBS and slice_type <= 9 and pps_id <= MAX_PPS_ID:
+            return first_mb, pps_id
+    # Bit by bit, with the exact reason when the header is refused.
     reader = BitReader(unescape_rbsp(nal[1:_SLICE_HEADER_PREFIX]), "H.264 slice header")
     first_mb = reader.ue()
     if first_mb >= MAX_FRAME_MBS:
@@ -332,9 +344,22 @@ def nal_units(payloads: Iterable[memoryview]) -> list[bytes | memoryview]:
     whole frame rather than being passed on half-built.
     """
     nals: list[bytes | memoryview] = []
-    fragments: list[memoryview] | None = None
-    fragment_header = 0
+    fragments: list[bytes | memoryview] | None = None
+    fragment_type = 0
     for payload in payloads:
+        if fragments is not None and len(payload) > 1:
+            # Most packets of a frame: an FU-A, no S bit, continuing the NAL unit type being
+            # rebuilt, which passed every check below when its first fragment came.
+            fu_header = payload[1]
+            if (
+                payload[0] & (F_BIT | TYPE_MASK) == FU_A
+                and fu_header & (FU_START | TYPE_MASK) == fragment_type
+            ):
+                fragments.append(payload[2:])
+                if fu_header & FU_END:
+                    nals.append(b"".join(fragments))
+                    fragments = None
+                continue
         nal_type = _payload_type(payload)
         if nal_type == FU_A:
             if len(payload) < 2:
@@ -345,21 +370,21 @@ def nal_units(payloads: Iterable[memoryview]) -> list[bytes | memoryview]:
             if fu_header & FU_START:
                 if fragments is not None:
                     raise DepacketizeError("H.264 FU-A starts before the previous one ended")
-                fragments = [payload[2:]]
-                fragment_header = inner
+                # The reconstructed NAL unit header, then the fragments: joined once at the end.
+                fragments = [bytes((inner,)), payload[2:]]
+                fragment_type = inner & TYPE_MASK
             else:
                 if fragments is None:
                     raise DepacketizeError("H.264 FU-A continues a NAL unit whose start is lost")
-                if inner & TYPE_MASK != fragment_header & TYPE_MASK:
+                if inner & TYPE_MASK != fragment_type:
                     raise DepacketizeError(
-                        f"H.264 FU-A of NAL type {inner & TYPE_MASK} continues type "
-                        f"{fragment_header & TYPE_MASK}"
+                        f"H.264 FU-A of NAL type {inner & TYPE_MASK} continues type {fragment_type}"
                     )
                 fragments.append(payload[2:])
             # RFC 6184 5.8 forbids S and E in one FU-A; a sender that does it anyway still sent
             # a whole NAL unit, so take it.
             if fu_header & FU_END:
-                nals.append(bytes((fragment_header,)) + b"".join(fragments))
+                nals.append(b"".join(fragments))
                 fragments = None
             continue
         if fragments is not None:
