@@ -71,9 +71,12 @@ _ETHERTYPE_LINKS = {
     LINKTYPE_LINUX_SLL: (14, 16),
     LINKTYPE_LINUX_SLL2: (0, 20),
 }
-# After the link header: IPv4 version/IHL, fragment field, protocol, source address; the UDP
-# source port, destination port and length.
-_IPV4_UDP = "B5xHxB2x4s4xHHH"
+# After the link header: IPv4 version/IHL; flags/fragment offset, TTL and protocol as one
+# field; the source address; the UDP source port, destination port and length.
+_IPV4_UDP = "B5xI2x4s4xHHH"
+# In that field: not a fragment (no MF flag, offset 0), whatever the TTL, protocol UDP.
+_IPV4_FRAGMENT_PROTOCOL_MASK = IPV4_FRAGMENT_MASK << 16 | 0xFF
+_IPV4_WHOLE_UDP = IPPROTO_UDP
 
 _U16 = struct.Struct("!H")
 _UDP = struct.Struct("!HHH")
@@ -107,40 +110,41 @@ def read_udp(
     """
     stats = stats if stats is not None else CaptureStats()
     try:
-        file = open(path, "rb")  # noqa: SIM115 - closed by the generator's finally
+        file = open(path, "rb")  # noqa: SIM115 - closed by the reader it is handed to
     except OSError as error:
         raise CaptureError(f"cannot read capture {path}: {error.strerror or error}") from None
     try:
         magic = file.read(4)
         pcap = PCAP_MAGICS.get(magic)
+        # The reader itself is returned, not wrapped: one generator step less per datagram.
         if pcap is not None:
-            yield from _pcap(file, path, pcap[0], pcap[1], stats, views)
-        elif magic == PCAPNG_MAGIC:
-            yield from _pcapng(file, path, stats)
-        else:
-            raise CaptureError(f"{path} is not a pcap or pcapng capture")
-    finally:
+            return _pcap(_contents(file), path, pcap[0], pcap[1], stats, views)
+        if magic == PCAPNG_MAGIC:
+            return _pcapng(file, path, stats)
+        raise CaptureError(f"{path} is not a pcap or pcapng capture")
+    except BaseException:
         file.close()
+        raise
 
 
 def _contents(file: BinaryIO) -> mmap.mmap | bytes:
-    """The whole file, mapped (not copied) when it is a regular file."""
-    try:
-        return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError):  # a pipe, a device, an empty file
-        file.seek(0)
-        return file.read()
+    """The whole file, mapped (not copied) when it is a regular file; closes `file`."""
+    with file:
+        try:
+            return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # a pipe, a device, an empty file
+            file.seek(0)
+            return file.read()
 
 
 def _pcap(
-    file: BinaryIO,
+    buffer: mmap.mmap | bytes,
     path: str | Path,
     order: str,
     nanoseconds: bool,
     stats: CaptureStats,
     views: bool,
 ) -> Iterator[Datagram]:
-    buffer = _contents(file)
     # What payloads are sliced from: the file itself (bytes), or a view of it (no copy).
     payloads = memoryview(buffer) if views else buffer
     try:
@@ -153,7 +157,7 @@ def _pcap(
         link_type = struct.unpack_from(order + "I", buffer, 20)[0]
         stats.link_type = link_type
         decode = _link_decoder(link_type)
-        record_header = struct.Struct(order + "IIII").unpack_from
+        record_header = struct.Struct(order + "III4x").unpack_from  # the original length unused
         if link_type in _ETHERTYPE_LINKS:
             ethertype_at, ip_at = _ETHERTYPE_LINKS[link_type]
             link = f"!{ethertype_at}xH{ip_at - ethertype_at - 2}x"
@@ -179,7 +183,7 @@ def _pcap(
                 if position + PCAP_RECORD_HEADER_SIZE > end:
                     stats.truncated_file = True
                     break
-                seconds, fraction, size, _ = record_header(buffer, position)
+                seconds, fraction, size = record_header(buffer, position)
                 start = position + PCAP_RECORD_HEADER_SIZE
                 position = start + size
                 records += 1
@@ -189,14 +193,13 @@ def _pcap(
                 else:
                     arrival = seconds + fraction / 1e6
                 if size >= fast_size and position <= end:
-                    ethertype, version, fragment, protocol, source, source_port, port, length = (
-                        fast(buffer, start)  # type: ignore[misc]
-                    )
+                    ethertype, version, fragment, source, source_port, port, length = fast(
+                        buffer, start
+                    )  # type: ignore[misc]
                     if (
                         ethertype == ETHERTYPE_IPV4
                         and version == IPV4_PLAIN
-                        and protocol == IPPROTO_UDP
-                        and not fragment & IPV4_FRAGMENT_MASK
+                        and fragment & _IPV4_FRAGMENT_PROTOCOL_MASK == _IPV4_WHOLE_UDP
                         and UDP_HEADER_SIZE <= length <= size - udp_at
                     ):
                         udp += 1
@@ -217,6 +220,8 @@ def _pcap(
             stats.records += records
             stats.udp += udp
     finally:
+        if isinstance(payloads, memoryview):
+            payloads.release()
         if isinstance(buffer, mmap.mmap):
             # Payload views that are still referenced keep it mapped until the last one goes.
             with contextlib.suppress(BufferError):
@@ -239,27 +244,28 @@ def _release(buffer: mmap.mmap, start: int, end: int) -> int:
 def _pcapng(file: BinaryIO, path: str | Path, stats: CaptureStats) -> Iterator[Datagram]:
     import dpkt
 
-    file.seek(0)
-    try:
-        reader = dpkt.pcapng.Reader(file)
-    except (dpkt.dpkt.Error, struct.error, ValueError) as error:
-        raise CaptureError(f"{path}: damaged capture header ({error})") from None
-    stats.link_type = reader.datalink()
-    decode = _link_decoder(stats.link_type)
-    records = iter(reader)
-    while True:
+    with file:
+        file.seek(0)
         try:
-            timestamp, buf = next(records)
-        except StopIteration:
-            break
-        except (dpkt.dpkt.Error, struct.error, ValueError):
-            stats.truncated_file = True
-            break
-        stats.records += 1
-        datagram = _datagram(float(timestamp), buf, decode, stats)
-        if datagram is not None:
-            stats.udp += 1
-            yield datagram
+            reader = dpkt.pcapng.Reader(file)
+        except (dpkt.dpkt.Error, struct.error, ValueError) as error:
+            raise CaptureError(f"{path}: damaged capture header ({error})") from None
+        stats.link_type = reader.datalink()
+        decode = _link_decoder(stats.link_type)
+        records = iter(reader)
+        while True:
+            try:
+                timestamp, buf = next(records)
+            except StopIteration:
+                break
+            except (dpkt.dpkt.Error, struct.error, ValueError):
+                stats.truncated_file = True
+                break
+            stats.records += 1
+            datagram = _datagram(float(timestamp), buf, decode, stats)
+            if datagram is not None:
+                stats.udp += 1
+                yield datagram
 
 
 def _datagram(
@@ -355,7 +361,7 @@ def _udp(
         if buf[offset + 9] != IPPROTO_UDP:
             stats.not_udp += 1
             return None
-        if _U16.unpack_from(buf, offset + 6)[0] & 0x3FFF:  # MF flag or fragment offset
+        if _U16.unpack_from(buf, offset + 6)[0] & IPV4_FRAGMENT_MASK:
             stats.fragments += 1
             return None
         source = buf[offset + 12 : offset + 16]
