@@ -41,6 +41,7 @@ class ArchiveTrack:
     __slots__ = (
         "_archive",
         "base_ts",
+        "clock_rate",
         "depacketizer",
         "first_arrival",
         "frames",
@@ -62,6 +63,7 @@ class ArchiveTrack:
     def __init__(self, archive: Archive, depacketizer: Depacketizer) -> None:
         self._archive = archive
         self.depacketizer = depacketizer
+        self.clock_rate: int = depacketizer.clock_rate
         self.number = 0  # track number in the files, assigned when the archive starts
         self.first_arrival: float | None = None
         self.base_ts = 0
@@ -80,12 +82,15 @@ class ArchiveTrack:
         self.max_width = 0  # largest picture seen (keyframes carry their size)
         self.max_height = 0
 
-    @property
-    def clock_rate(self) -> int:
-        return self.depacketizer.clock_rate
-
     def on_frame(self, frame: Frame, arrival: float) -> None:
-        self._archive.on_frame(self, frame, arrival)
+        archive = self._archive
+        if self.number and not frame.width:
+            # Most frames: the archive has started (it numbered the track) and there is no
+            # picture size to note, so the frame goes straight to the timeline.
+            archive._queue(self, frame, arrival)
+            archive._release()
+        else:
+            archive.on_frame(self, frame, arrival)
 
     def rebase(self, arrival: float) -> None:
         """A new source replaces the old one (new SSRC, new RTP clock origin): its first frame
@@ -284,6 +289,17 @@ class Archive:
         """Hand frames to the writers, earliest first, while no track could still undercut."""
         active = self._active
         writers = self._writers
+        if len(active) == 1:
+            # No other track to interleave with or wait for: everything queued goes.
+            track = active[0]
+            queue = track.queue
+            number = track.number
+            while queue:
+                _, pts, frame = queue.popleft()
+                track.frames += 1
+                for writer in writers:
+                    writer.write(number, pts, frame)
+            return
         while True:
             best: ArchiveTrack | None = None
             for track in active:

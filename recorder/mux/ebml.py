@@ -63,6 +63,11 @@ TRACK_TYPE_VIDEO = 1
 TRACK_TYPE_AUDIO = 2
 
 
+# The data sizes whose shortest VINT takes 2 bytes (1 byte holds up to 126; all-ones reserved).
+VINT_2_MIN = 0x7F
+VINT_2_MAX = 0x3FFE
+
+
 def vint(value: int) -> bytes:
     """The shortest EBML variable-size integer for a data size (all-ones is reserved)."""
     # Block sizes are per frame: the common lengths first, without the loop.

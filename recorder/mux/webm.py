@@ -32,6 +32,9 @@ PIXEL_HEIGHT_FROM_END = 2
 
 # SimpleBlock after its size: track number (1-byte VINT), relative timestamp, flags.
 _BLOCK_HEADER = struct.Struct(">BhB")
+# The same with the (1-byte) SimpleBlock id and a 2-byte size in front.
+_BLOCK_2 = struct.Struct(">BHBhB")
+_SIMPLE_BLOCK_ID = ebml.SIMPLE_BLOCK[0]
 
 
 class _Track:
@@ -144,16 +147,17 @@ class WebmWriter(Writer):
                 # Cues point at the cluster holding each keyframe that starts a GOP.
                 self._cluster_cue = (ms, track)
         data = frame.data
+        size = len(data) + 4
+        relative = ms - self._cluster_ms
+        flags = SIMPLE_BLOCK_KEYFRAME if keyframe else 0
+        number = 0x80 | track  # the track number as a 1-byte VINT: tracks 1-126
         blocks = self._blocks
-        blocks.append(
-            ebml.SIMPLE_BLOCK
-            + ebml.vint(len(data) + 4)
-            + _BLOCK_HEADER.pack(
-                0x80 | track,  # track number as a 1-byte VINT: tracks 1-126
-                ms - self._cluster_ms,
-                SIMPLE_BLOCK_KEYFRAME if keyframe else 0,
-            )
-        )
+        if ebml.VINT_2_MIN <= size <= ebml.VINT_2_MAX:
+            # Most frames: the SimpleBlock's size is a 2-byte VINT, all packed at once.
+            blocks.append(_BLOCK_2.pack(_SIMPLE_BLOCK_ID, 0x4000 | size, number, relative, flags))
+        else:
+            header = _BLOCK_HEADER.pack(number, relative, flags)
+            blocks.append(ebml.SIMPLE_BLOCK + ebml.vint(size) + header)
         blocks.append(data)
         if state.last_ms >= 0:
             state.interval_ms = ms - state.last_ms
