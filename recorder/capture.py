@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from recorder.errors import CaptureError, UnsupportedError
 
@@ -32,8 +32,9 @@ PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 PCAP_FILE_HEADER_SIZE = 24
 PCAP_RECORD_HEADER_SIZE = 16
 NANOSECONDS = 1_000_000_000
-# Bytes of a mapped capture read between two hand-backs of its pages.
-RELEASE_BYTES = 16 << 20
+# Bytes of a pcap capture read between two yields of `_scan`; the pages of a mapped file
+# that were read are handed back there.
+CHUNK_BYTES = 16 << 20
 
 # Link-layer header types (tcpdump.org/linktypes.html), including the platform DLT_RAW values.
 LINKTYPE_NULL = 0
@@ -98,6 +99,11 @@ class CaptureStats:
 
 # (time, source address bytes, source port, destination port, UDP payload)
 Datagram = tuple[float, bytes, int, int, bytes]
+# Called by `feed_udp` per datagram with the arguments of `recorder.ingest.Router.feed`:
+# (destination port, UDP payload, time, (source address bytes, source port)).
+DatagramSink = Callable[[int, Any, float, tuple[bytes, int]], object]
+# Datagrams of a pcapng capture read between two yields of `_scan`.
+PCAPNG_BATCH = 1024
 
 
 def read_udp(
@@ -108,33 +114,56 @@ def read_udp(
     With `views`, payloads may be read-only memoryviews into the mapped file instead of bytes
     (no copy); they stay valid as long as they are referenced.
     """
+    batch: list[Datagram] = []
+
+    def collect(port: int, payload: bytes, arrival: float, source: tuple[bytes, int]) -> None:
+        batch.append((arrival, source[0], source[1], port, payload))
+
+    for _ in _scan(path, collect, stats, views):
+        yield from batch
+        batch.clear()
+
+
+def feed_udp(path: str | Path, sink: DatagramSink, stats: CaptureStats | None = None) -> None:
+    """Call `sink` with every UDP datagram of the capture at `path`, in order.
+
+    What `read_udp` yields, without a generator step and a tuple per datagram: the replay of
+    a capture calls `Router.feed` from here. Payloads are read-only views into the mapped
+    file where it could be mapped.
+    """
+    for _ in _scan(path, sink, stats, True):
+        pass
+
+
+def _scan(
+    path: str | Path, sink: DatagramSink, stats: CaptureStats | None, views: bool
+) -> Iterator[None]:
+    """Call `sink` per datagram; yield between chunks of the file (see `read_udp`)."""
     stats = stats if stats is not None else CaptureStats()
     try:
         file = open(path, "rb")  # noqa: SIM115 - closed by the reader it is handed to
     except OSError as error:
         raise CaptureError(f"cannot read capture {path}: {error.strerror or error}") from None
-    try:
+    with file:
         magic = file.read(4)
         pcap = PCAP_MAGICS.get(magic)
-        # The reader itself is returned, not wrapped: one generator step less per datagram.
         if pcap is not None:
-            return _pcap(_contents(file), path, pcap[0], pcap[1], stats, views)
-        if magic == PCAPNG_MAGIC:
-            return _pcapng(file, path, stats)
-        raise CaptureError(f"{path} is not a pcap or pcapng capture")
-    except BaseException:
-        file.close()
-        raise
+            buffer = _contents(file)
+        elif magic == PCAPNG_MAGIC:
+            yield from _pcapng(file, path, stats, sink)
+            return
+        else:
+            raise CaptureError(f"{path} is not a pcap or pcapng capture")
+    yield from _pcap(buffer, path, pcap[0], pcap[1], stats, sink, views)
 
 
 def _contents(file: BinaryIO) -> mmap.mmap | bytes:
-    """The whole file, mapped (not copied) when it is a regular file; closes `file`."""
-    with file:
-        try:
-            return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):  # a pipe, a device, an empty file
-            file.seek(0)
-            return file.read()
+    """The whole file, mapped (not copied) when it is a regular file."""
+    try:
+        return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):  # a pipe, a device, an empty file
+        file.seek(0)
+        return file.read()
 
 
 def _pcap(
@@ -143,8 +172,9 @@ def _pcap(
     order: str,
     nanoseconds: bool,
     stats: CaptureStats,
+    sink: DatagramSink,
     views: bool,
-) -> Iterator[Datagram]:
+) -> Iterator[None]:
     # What payloads are sliced from: the file itself (bytes), or a view of it (no copy).
     payloads = memoryview(buffer) if views else buffer
     try:
@@ -170,16 +200,18 @@ def _pcap(
             fast_size = sys.maxsize  # no record takes the fast path
             udp_at = 0
         payload_at = udp_at + UDP_HEADER_SIZE
+        mapped = isinstance(buffer, mmap.mmap)
         records = udp = 0
         position = PCAP_FILE_HEADER_SIZE
-        # Pages read are handed back every RELEASE_BYTES (see `_release`).
         released = 0
-        release_at = RELEASE_BYTES if isinstance(buffer, mmap.mmap) else sys.maxsize
+        chunk_end = position + CHUNK_BYTES
         try:
             while position < end:
-                if position >= release_at:
-                    released = _release(buffer, released, position)  # type: ignore[arg-type]
-                    release_at = position + RELEASE_BYTES
+                if position >= chunk_end:
+                    if mapped:
+                        released = _release(buffer, released, position)  # type: ignore[arg-type]
+                    yield
+                    chunk_end = position + CHUNK_BYTES
                 if position + PCAP_RECORD_HEADER_SIZE > end:
                     stats.truncated_file = True
                     break
@@ -203,22 +235,22 @@ def _pcap(
                         and UDP_HEADER_SIZE <= length <= size - udp_at
                     ):
                         udp += 1
-                        yield (
-                            arrival,
-                            source,
-                            source_port,
+                        sink(
                             port,
                             payloads[start + payload_at : start + udp_at + length],
+                            arrival,
+                            (source, source_port),
                         )
                         continue
                 # A record cut by the end of the file is decoded as far as it goes.
                 datagram = _datagram(arrival, buffer[start:position], decode, stats)
                 if datagram is not None:
                     udp += 1
-                    yield datagram
+                    sink(datagram[3], datagram[4], arrival, (datagram[1], datagram[2]))
         finally:
             stats.records += records
             stats.udp += udp
+        yield
     finally:
         if isinstance(payloads, memoryview):
             payloads.release()
@@ -241,31 +273,36 @@ def _release(buffer: mmap.mmap, start: int, end: int) -> int:
     return max(start, end)
 
 
-def _pcapng(file: BinaryIO, path: str | Path, stats: CaptureStats) -> Iterator[Datagram]:
+def _pcapng(
+    file: BinaryIO, path: str | Path, stats: CaptureStats, sink: DatagramSink
+) -> Iterator[None]:
     import dpkt
 
-    with file:
-        file.seek(0)
+    file.seek(0)
+    try:
+        reader = dpkt.pcapng.Reader(file)
+    except (dpkt.dpkt.Error, struct.error, ValueError) as error:
+        raise CaptureError(f"{path}: damaged capture header ({error})") from None
+    stats.link_type = reader.datalink()
+    decode = _link_decoder(stats.link_type)
+    records = iter(reader)
+    while True:
         try:
-            reader = dpkt.pcapng.Reader(file)
-        except (dpkt.dpkt.Error, struct.error, ValueError) as error:
-            raise CaptureError(f"{path}: damaged capture header ({error})") from None
-        stats.link_type = reader.datalink()
-        decode = _link_decoder(stats.link_type)
-        records = iter(reader)
-        while True:
-            try:
-                timestamp, buf = next(records)
-            except StopIteration:
-                break
-            except (dpkt.dpkt.Error, struct.error, ValueError):
-                stats.truncated_file = True
-                break
-            stats.records += 1
-            datagram = _datagram(float(timestamp), buf, decode, stats)
-            if datagram is not None:
-                stats.udp += 1
-                yield datagram
+            timestamp, buf = next(records)
+        except StopIteration:
+            break
+        except (dpkt.dpkt.Error, struct.error, ValueError):
+            stats.truncated_file = True
+            break
+        stats.records += 1
+        datagram = _datagram(float(timestamp), buf, decode, stats)
+        if datagram is not None:
+            stats.udp += 1
+            arrival, source, source_port, port, payload = datagram
+            sink(port, payload, arrival, (source, source_port))
+            if not stats.udp % PCAPNG_BATCH:
+                yield
+    yield
 
 
 def _datagram(

@@ -9,7 +9,7 @@ from pathlib import Path
 import dpkt
 import pytest
 
-from recorder.capture import CaptureStats, read_udp
+from recorder.capture import CaptureStats, feed_udp, read_udp
 from recorder.errors import CaptureError, UnsupportedError
 from tests.captures import LINK_TYPES, datagrams, ip_packet, write_capture
 from tests.conftest import cli
@@ -177,3 +177,17 @@ def test_views_are_the_same_datagrams_without_copies() -> None:
     assert all(isinstance(item[4], memoryview) for item in views)
     assert [(*item[:4], bytes(item[4])) for item in views] == copies
     assert viewed == copied
+
+
+@pytest.mark.parametrize("pcapng", [False, True], ids=["pcap", "pcapng"])
+def test_feed_udp_calls_the_sink_with_router_feed_s_arguments(tmp_path: Path, pcapng: bool) -> None:
+    capture = write_capture(tmp_path / "capture", datagrams(PCAP), pcapng=pcapng)
+    fed: list[tuple[float, bytes, int, int, bytes]] = []
+
+    def sink(port: int, payload: bytes, arrival: float, source: tuple[bytes, int]) -> None:
+        fed.append((arrival, source[0], source[1], port, bytes(payload)))
+
+    stats = CaptureStats()
+    feed_udp(capture, sink, stats)
+    assert fed == datagrams(capture)
+    assert stats.udp == stats.records == len(fed)
