@@ -36,6 +36,7 @@ MAX_PENDING_REPORTS = 16
 SSRC_SWITCH_IDLE = 0.5
 
 Address = Any  # (host, port) from a socket, (bytes, int) from a capture
+_parse_rtp = RtpPacket.parse  # bound once: it runs for every datagram
 
 
 class Unprotector(Protocol):
@@ -58,6 +59,7 @@ class MediaRoute:
         "malformed",
         "other_payload_types",
         "other_ssrcs",
+        "payload_type",
         "port",
         "reception",
         "rtcp",
@@ -88,6 +90,7 @@ class MediaRoute:
         # RFC 3550 section 11: RTCP goes to the next higher (odd) port by default.
         self.rtcp_port = media.port if media.rtcp_mux else media.rtcp_port or media.port + 1
         self.rtp_format = rtp_format
+        self.payload_type = rtp_format.payload_type
         self.srtp = srtp
         self.track: ArchiveTrack = archive.add_track(self._depacketizer())
         self.stream: InboundStream | None = None
@@ -270,11 +273,11 @@ class Router:
                 route.count_srtp_failure(error)
                 return
         try:
-            packet = RtpPacket.parse(data)
+            packet = _parse_rtp(data)
         except MalformedPacket as error:
             route.count_malformed(error)
             return
-        if packet.payload_type != route.rtp_format.payload_type:
+        if packet.payload_type != route.payload_type:
             route.other_payload_types += 1
             return
         stream = route.stream
