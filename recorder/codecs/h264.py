@@ -233,6 +233,14 @@ def parse_pps_ids(nal: bytes | memoryview) -> tuple[int, int]:
 
 def parse_slice_start(nal: bytes | memoryview) -> tuple[int, int]:
     """(first_mb_in_slice, pic_parameter_set_id) of a slice NAL unit (H.264 7.3.3)."""
+    if len(nal) > 1:
+        # The first byte after the header is never an emulation prevention byte, and most
+        # slice headers (first_mb 0, a P or I slice, PPS 0) start within it.
+        start = _SLICE_STARTS.get(nal[1], _UNKNOWN)
+        if start is _UNKNOWN:
+            start = _SLICE_STARTS[nal[1]] = _slice_start_in_byte(nal[1])
+        if start is not None:
+            return start
     # Unescaping a prefix gives a prefix of the unescaped whole; 5 bytes give at least 3.
     values = leading_exp_golomb(unescape_rbsp(nal[1 : 1 + EXP_GOLOMB_WINDOW + 2]), 3)
     if values is not None:
@@ -250,6 +258,22 @@ def parse_slice_start(nal: bytes | memoryview) -> tuple[int, int]:
     pps_id = reader.ue()
     if pps_id > MAX_PPS_ID:
         raise DepacketizeError(f"H.264 slice refers to PPS {pps_id}, at most 255")
+    return first_mb, pps_id
+
+
+# First byte of a slice header -> its (first_mb, pps_id) when the three leading ue(v) lie in
+# that byte and are valid, else None; filled as bytes are met (at most 256 entries).
+_SLICE_STARTS: dict[int, tuple[int, int] | None] = {}
+_UNKNOWN = object()
+
+
+def _slice_start_in_byte(byte: int) -> tuple[int, int] | None:
+    values = leading_exp_golomb(bytes((byte,)), 3)
+    if values is None:
+        return None
+    first_mb, slice_type, pps_id = values
+    if first_mb >= MAX_FRAME_MBS or slice_type > 9 or pps_id > MAX_PPS_ID:
+        return None
     return first_mb, pps_id
 
 
@@ -535,7 +559,15 @@ class H264Depacketizer(Depacketizer):
         return bool(payload[1] & FU_START)
 
     def build(self, payloads: Sequence[memoryview], timestamp: int) -> Frame:
-        nals = _kept_nal_units(nal_units(payloads))
+        nals = nal_units(payloads)
+        if len(nals) == 1 and nals[0][0] & TYPE_MASK == NAL_SLICE:
+            # Most access units: one non-IDR slice, nothing to remember or complete. What the
+            # general case below comes to for it.
+            nal = nals[0]
+            if parse_slice_start(nal)[0] != 0:
+                raise DepacketizeError("H.264 access unit lacks the slice at macroblock 0")
+            return Frame(timestamp, _LENGTH.pack(len(nal)) + nal, False)
+        nals = _kept_nal_units(nals)
         first_vcl = next(
             (index for index, nal in enumerate(nals) if 1 <= nal[0] & TYPE_MASK <= NAL_IDR), None
         )
