@@ -21,7 +21,7 @@ from typing import Any
 
 from recorder.codecs.base import Depacketizer
 from recorder.errors import NoMediaError
-from recorder.media import Frame
+from recorder.media import Frame, reduced
 from recorder.mux.base import TrackSpec, Writer, WriterResult
 
 # Seconds of arrivals to wait for a silent track (a camera waiting for its first keyframe)
@@ -58,12 +58,15 @@ class ArchiveTrack:
         "rebase_pending",
         "resyncs",
         "sync",
+        "us_scale",
     )
 
     def __init__(self, archive: Archive, depacketizer: Depacketizer) -> None:
         self._archive = archive
         self.depacketizer = depacketizer
         self.clock_rate: int = depacketizer.clock_rate
+        # pts * 1_000_000 // clock_rate, on smaller integers: (microseconds, clock) reduced.
+        self.us_scale = reduced(1_000_000, self.clock_rate)
         self.number = 0  # track number in the files, assigned when the archive starts
         self.first_arrival: float | None = None
         self.base_ts = 0
@@ -279,7 +282,8 @@ class Archive:
             track.frames_unordered += 1
             return
         track.last_pts = pts
-        time_us = pts * 1_000_000 // track.clock_rate
+        scale = track.us_scale
+        time_us = pts * scale[0] // scale[1]
         track.last_us = time_us
         track.queue.append((time_us, pts, frame))
         if time_us > self._newest_us:

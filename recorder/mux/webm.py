@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import BinaryIO, ClassVar
 
 from recorder import __version__
-from recorder.media import CodecConfig, Frame
+from recorder.media import CodecConfig, Frame, reduced
 from recorder.mux import ebml
 from recorder.mux.base import Chunker, TrackSpec, Writer, WriterResult
 
@@ -45,13 +45,19 @@ class _Track:
         "last_ms",
         "max_height",
         "max_width",
+        "ms_scale",
         "number",
         "timescale",
+        "us_scale",
     )
 
     def __init__(self, spec: TrackSpec) -> None:
         self.number = spec.number
         self.timescale = spec.timescale
+        # Milliseconds rounded half up, (pts * 1000 + timescale // 2) // timescale, and
+        # microseconds, pts * 1_000_000 // timescale, with the terms reduced.
+        self.ms_scale = reduced(1000, self.timescale // 2, self.timescale)
+        self.us_scale = reduced(1_000_000, self.timescale)
         self.is_video = spec.kind == "video"
         self.max_width = spec.config.width
         self.max_height = spec.config.height
@@ -126,9 +132,10 @@ class WebmWriter(Writer):
             state.max_width = frame.width
         if frame.height > state.max_height:
             state.max_height = frame.height
-        timescale = state.timescale
-        ms = (pts * 1000 + timescale // 2) // timescale
-        time_us = pts * 1_000_000 // timescale
+        per_ms, half, timescale_ms = state.ms_scale
+        ms = (pts * per_ms + half) // timescale_ms
+        per_us, timescale_us = state.us_scale
+        time_us = pts * per_us // timescale_us
         is_video = state.is_video
         keyframe = frame.keyframe
         cut = self._chunker.cut_before(is_video, keyframe, time_us)
@@ -164,7 +171,7 @@ class WebmWriter(Writer):
         state.last_ms = ms
         duration = frame.duration
         if duration:
-            state.end_ms = ms + (duration * 1000 + timescale // 2) // timescale
+            state.end_ms = ms + (duration * per_ms + half) // timescale_ms
 
     def close(self) -> WriterResult:
         if self._result is not None:
