@@ -371,39 +371,27 @@ def nal_units(payloads: Iterable[memoryview]) -> list[bytes | memoryview]:
     fragments: list[bytes | memoryview] | None = None
     fragment_type = 0
     for payload in payloads:
-        if fragments is not None and len(payload) > 1:
-            # Most packets of a frame: an FU-A, no S bit, continuing the NAL unit type being
-            # rebuilt, which passed every check below when its first fragment came.
+        if len(payload) > 1 and payload[0] & (F_BIT | TYPE_MASK) == FU_A:
+            # Most packets of a frame: an FU-A (F bit clear) with its FU header.
             fu_header = payload[1]
-            if (
-                payload[0] & (F_BIT | TYPE_MASK) == FU_A
-                and fu_header & (FU_START | TYPE_MASK) == fragment_type
-            ):
-                fragments.append(payload[2:])
-                if fu_header & FU_END:
-                    nals.append(b"".join(fragments))
-                    fragments = None
-                continue
-        nal_type = _payload_type(payload)
-        if nal_type == FU_A:
-            if len(payload) < 2:
-                raise DepacketizeError("H.264 FU-A truncated: no FU header")
-            fu_header = payload[1]
-            inner = (payload[0] & (F_BIT | NRI_MASK)) | (fu_header & TYPE_MASK)
-            _check_nal_header(inner, "FU-A")
+            nal_type = fu_header & TYPE_MASK
+            if not 1 <= nal_type <= 23:
+                raise DepacketizeError(
+                    f"H.264 FU-A carries NAL unit type {nal_type}, expected 1-23"
+                )
             if fu_header & FU_START:
                 if fragments is not None:
                     raise DepacketizeError("H.264 FU-A starts before the previous one ended")
-                # The reconstructed NAL unit header, then the fragments: joined once at the end.
-                fragments = [bytes((inner,)), payload[2:]]
-                fragment_type = inner & TYPE_MASK
+                # The rebuilt NAL unit header, then the fragments: joined once at the end.
+                fragments = [bytes(((payload[0] & NRI_MASK) | nal_type,)), payload[2:]]
+                fragment_type = nal_type
+            elif fragments is None:
+                raise DepacketizeError("H.264 FU-A continues a NAL unit whose start is lost")
+            elif nal_type != fragment_type:
+                raise DepacketizeError(
+                    f"H.264 FU-A of NAL type {nal_type} continues type {fragment_type}"
+                )
             else:
-                if fragments is None:
-                    raise DepacketizeError("H.264 FU-A continues a NAL unit whose start is lost")
-                if inner & TYPE_MASK != fragment_type:
-                    raise DepacketizeError(
-                        f"H.264 FU-A of NAL type {inner & TYPE_MASK} continues type {fragment_type}"
-                    )
                 fragments.append(payload[2:])
             # RFC 6184 5.8 forbids S and E in one FU-A; a sender that does it anyway still sent
             # a whole NAL unit, so take it.
@@ -411,6 +399,9 @@ def nal_units(payloads: Iterable[memoryview]) -> list[bytes | memoryview]:
                 nals.append(b"".join(fragments))
                 fragments = None
             continue
+        nal_type = _payload_type(payload)
+        if nal_type == FU_A:  # a one-byte FU-A: the F bit is clear, the FU header missing
+            raise DepacketizeError("H.264 FU-A truncated: no FU header")
         if fragments is not None:
             raise DepacketizeError("H.264 FU-A fragment without its end")
         if nal_type == STAP_A:
