@@ -97,7 +97,21 @@ class Vp8Depacketizer(Depacketizer):
         return payload[0] & (S_BIT | PID_MASK) == S_BIT
 
     def build(self, payloads: Sequence[memoryview], timestamp: int) -> Frame:
-        data = b"".join([payload[descriptor_size(payload) :] for payload in payloads])
+        parts = []
+        for payload in payloads:
+            if len(payload) > MAX_DESCRIPTOR_SIZE:
+                # descriptor_size's first case, inline: this runs for every packet.
+                if not payload[0] & X_BIT:
+                    parts.append(payload[1:])
+                    continue
+                extension = payload[1]
+                size = _EXTENDED_SIZES[extension]
+                if extension & I_BIT and payload[2] & M_BIT:
+                    size += 1
+                parts.append(payload[size:])
+            else:
+                parts.append(payload[descriptor_size(payload) :])
+        data = b"".join(parts)
         if len(data) < FRAME_TAG_SIZE:
             raise DepacketizeError(f"VP8 frame truncated: {len(data)} bytes, frame tag needs 3")
         tag = data[0]
