@@ -6,6 +6,9 @@ tcpdump captures on Linux), one more for the link, IP and UDP headers together. 
 record takes the general path, which decodes each layer with its own checks. pcapng files are
 read by dpkt, imported only for them. Anything that is not a whole, unfragmented UDP datagram is
 counted and skipped; a capture cut short (tcpdump killed) ends where its last whole record ends.
+
+`read_udp` yields the datagrams; `feed_udp` hands them to a function (`Router.feed`) with no
+generator step or tuple per datagram, as views into the mapped file rather than copies.
 """
 
 from __future__ import annotations
@@ -75,9 +78,8 @@ _ETHERTYPE_LINKS = {
 # After the link header: IPv4 version/IHL; flags/fragment offset, TTL and protocol as one
 # field; the source address; the UDP source port, destination port and length.
 _IPV4_UDP = "B5xI2x4s4xHHH"
-# In that field: not a fragment (no MF flag, offset 0), whatever the TTL, protocol UDP.
+# In that field, what must equal IPPROTO_UDP: fragment bits (none may be set) and protocol.
 _IPV4_FRAGMENT_PROTOCOL_MASK = IPV4_FRAGMENT_MASK << 16 | 0xFF
-_IPV4_WHOLE_UDP = IPPROTO_UDP
 
 _U16 = struct.Struct("!H")
 _UDP = struct.Struct("!HHH")
@@ -85,7 +87,7 @@ _UDP = struct.Struct("!HHH")
 
 @dataclass(slots=True)
 class CaptureStats:
-    """What a capture held; complete once `read_udp` has been iterated to its end."""
+    """What a capture held; complete once the capture has been read to its end."""
 
     records: int = 0
     udp: int = 0
@@ -106,20 +108,14 @@ DatagramSink = Callable[[int, Any, float, tuple[bytes, int]], object]
 PCAPNG_BATCH = 1024
 
 
-def read_udp(
-    path: str | Path, stats: CaptureStats | None = None, *, views: bool = False
-) -> Iterator[Datagram]:
-    """Yield every UDP datagram of the capture at `path`, counting what is skipped in `stats`.
-
-    With `views`, payloads may be read-only memoryviews into the mapped file instead of bytes
-    (no copy); they stay valid as long as they are referenced.
-    """
+def read_udp(path: str | Path, stats: CaptureStats | None = None) -> Iterator[Datagram]:
+    """Yield every UDP datagram of the capture at `path`, counting what is skipped in `stats`."""
     batch: list[Datagram] = []
 
     def collect(port: int, payload: bytes, arrival: float, source: tuple[bytes, int]) -> None:
         batch.append((arrival, source[0], source[1], port, payload))
 
-    for _ in _scan(path, collect, stats, views):
+    for _ in _scan(path, collect, stats, False):
         yield from batch
         batch.clear()
 
@@ -128,8 +124,9 @@ def feed_udp(path: str | Path, sink: DatagramSink, stats: CaptureStats | None = 
     """Call `sink` with every UDP datagram of the capture at `path`, in order.
 
     What `read_udp` yields, without a generator step and a tuple per datagram: the replay of
-    a capture calls `Router.feed` from here. Payloads are read-only views into the mapped
-    file where it could be mapped.
+    a capture calls `Router.feed` from here. Payloads are read-only memoryviews into the
+    mapped file (no copy) where it could be mapped; a view keeps its pages readable as long
+    as it is referenced.
     """
     for _ in _scan(path, sink, stats, True):
         pass
@@ -231,7 +228,7 @@ def _pcap(
                     if (
                         ethertype == ETHERTYPE_IPV4
                         and version == IPV4_PLAIN
-                        and fragment & _IPV4_FRAGMENT_PROTOCOL_MASK == _IPV4_WHOLE_UDP
+                        and fragment & _IPV4_FRAGMENT_PROTOCOL_MASK == IPPROTO_UDP
                         and UDP_HEADER_SIZE <= length <= size - udp_at
                     ):
                         udp += 1

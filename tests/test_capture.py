@@ -170,24 +170,19 @@ def test_records_off_the_fast_path_read_the_same(tmp_path: Path) -> None:
     assert (stats.records, stats.udp) == (30, 30)
 
 
-def test_views_are_the_same_datagrams_without_copies() -> None:
-    copied, viewed = CaptureStats(), CaptureStats()
-    copies = list(read_udp(PCAP, copied))
-    views = list(read_udp(PCAP, viewed, views=True))
-    assert all(isinstance(item[4], memoryview) for item in views)
-    assert [(*item[:4], bytes(item[4])) for item in views] == copies
-    assert viewed == copied
-
-
 @pytest.mark.parametrize("pcapng", [False, True], ids=["pcap", "pcapng"])
 def test_feed_udp_calls_the_sink_with_router_feed_s_arguments(tmp_path: Path, pcapng: bool) -> None:
     capture = write_capture(tmp_path / "capture", datagrams(PCAP), pcapng=pcapng)
     fed: list[tuple[float, bytes, int, int, bytes]] = []
+    views = []
 
     def sink(port: int, payload: bytes, arrival: float, source: tuple[bytes, int]) -> None:
         fed.append((arrival, source[0], source[1], port, bytes(payload)))
+        views.append(isinstance(payload, memoryview))
 
     stats = CaptureStats()
     feed_udp(capture, sink, stats)
     assert fed == datagrams(capture)
     assert stats.udp == stats.records == len(fed)
+    # pcap payloads are views into the mapped file, not copies; dpkt's pcapng ones are bytes.
+    assert all(views) if not pcapng else not any(views)
