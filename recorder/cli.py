@@ -11,6 +11,7 @@ RTP_RECORDER_DEBUG=1 to see one for an unexpected error).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -141,7 +142,11 @@ def _convert(args: argparse.Namespace) -> int:
     from recorder.convert import convert
     from recorder.sdp import load_sdp
 
-    summary = convert(args.capture, load_sdp(args.sdp), args.output, args.format)
+    sdp = load_sdp(args.sdp)
+    # What start-up made (modules, classes, functions) lives as long as this process: frozen,
+    # the cyclic collector no longer walks it, in its runs nor in the full one at exit.
+    gc.freeze()
+    summary = convert(args.capture, sdp, args.output, args.format)
     print(json.dumps(summary, separators=(",", ":")))
     return 0
 
