@@ -21,7 +21,7 @@ from typing import Any
 
 from recorder.codecs.base import Depacketizer
 from recorder.errors import NoMediaError
-from recorder.media import Frame
+from recorder.media import Frame, reduced
 from recorder.mux.base import TrackSpec, Writer, WriterResult
 
 # Seconds of arrivals to wait for a silent track (a camera waiting for its first keyframe)
@@ -41,6 +41,7 @@ class ArchiveTrack:
     __slots__ = (
         "_archive",
         "base_ts",
+        "clock_rate",
         "depacketizer",
         "first_arrival",
         "frames",
@@ -57,11 +58,15 @@ class ArchiveTrack:
         "rebase_pending",
         "resyncs",
         "sync",
+        "us_scale",
     )
 
     def __init__(self, archive: Archive, depacketizer: Depacketizer) -> None:
         self._archive = archive
         self.depacketizer = depacketizer
+        self.clock_rate: int = depacketizer.clock_rate
+        # pts * 1_000_000 // clock_rate, on smaller integers: (microseconds, clock) reduced.
+        self.us_scale = reduced(1_000_000, self.clock_rate)
         self.number = 0  # track number in the files, assigned when the archive starts
         self.first_arrival: float | None = None
         self.base_ts = 0
@@ -80,12 +85,15 @@ class ArchiveTrack:
         self.max_width = 0  # largest picture seen (keyframes carry their size)
         self.max_height = 0
 
-    @property
-    def clock_rate(self) -> int:
-        return self.depacketizer.clock_rate
-
     def on_frame(self, frame: Frame, arrival: float) -> None:
-        self._archive.on_frame(self, frame, arrival)
+        archive = self._archive
+        if self.number and not frame.width:
+            # Most frames: the archive has started (it numbered the track) and there is no
+            # picture size to note, so the frame goes straight to the timeline.
+            archive._queue(self, frame, arrival)
+            archive._release()
+        else:
+            archive.on_frame(self, frame, arrival)
 
     def rebase(self, arrival: float) -> None:
         """A new source replaces the old one (new SSRC, new RTP clock origin): its first frame
@@ -274,7 +282,8 @@ class Archive:
             track.frames_unordered += 1
             return
         track.last_pts = pts
-        time_us = pts * 1_000_000 // track.clock_rate
+        scale = track.us_scale
+        time_us = pts * scale[0] // scale[1]
         track.last_us = time_us
         track.queue.append((time_us, pts, frame))
         if time_us > self._newest_us:
@@ -284,6 +293,17 @@ class Archive:
         """Hand frames to the writers, earliest first, while no track could still undercut."""
         active = self._active
         writers = self._writers
+        if len(active) == 1:
+            # No other track to interleave with or wait for: everything queued goes.
+            track = active[0]
+            queue = track.queue
+            number = track.number
+            while queue:
+                _, pts, frame = queue.popleft()
+                track.frames += 1
+                for writer in writers:
+                    writer.write(number, pts, frame)
+            return
         while True:
             best: ArchiveTrack | None = None
             for track in active:

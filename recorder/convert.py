@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder.archive import Archive, ArchiveResult
-from recorder.capture import CaptureStats, read_udp
+from recorder.capture import CaptureStats, feed_udp
 from recorder.errors import NoMediaError, UnsupportedError
 from recorder.ingest import Router, recorded_sections
 from recorder.mux import WRITERS, Writer, writer_class
@@ -46,9 +46,7 @@ def replay(
     archive = Archive(writers)
     router = Router(sections, archive)
     stats = CaptureStats()
-    feed = router.feed
-    for arrival, source, source_port, port, payload in read_udp(capture, stats):
-        feed(port, payload, arrival, (source, source_port))
+    feed_udp(capture, router.feed, stats)
     router.flush()
     if not any(route.stream for route in router.routes):
         raise NoMediaError(_no_stream_message(router, stats))

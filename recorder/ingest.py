@@ -19,7 +19,7 @@ from recorder.archive import Archive, ArchiveTrack
 from recorder.codecs import DEPACKETIZERS, Depacketizer
 from recorder.errors import MalformedPacket, UnsupportedError
 from recorder.rtcp import Bye, ReceptionReport, SenderReport, ntp_to_unix, parse_compound
-from recorder.rtp import RtpPacket, is_rtcp
+from recorder.rtp import RtpPacket
 from recorder.sdp import MediaDescription, RtpFormat
 from recorder.stream import InboundStream
 
@@ -36,6 +36,7 @@ MAX_PENDING_REPORTS = 16
 SSRC_SWITCH_IDLE = 0.5
 
 Address = Any  # (host, port) from a socket, (bytes, int) from a capture
+_parse_rtp = RtpPacket.parse  # bound once: it runs for every datagram
 
 
 class Unprotector(Protocol):
@@ -58,6 +59,7 @@ class MediaRoute:
         "malformed",
         "other_payload_types",
         "other_ssrcs",
+        "payload_type",
         "port",
         "reception",
         "rtcp",
@@ -88,6 +90,7 @@ class MediaRoute:
         # RFC 3550 section 11: RTCP goes to the next higher (odd) port by default.
         self.rtcp_port = media.port if media.rtcp_mux else media.rtcp_port or media.port + 1
         self.rtp_format = rtp_format
+        self.payload_type = rtp_format.payload_type
         self.srtp = srtp
         self.track: ArchiveTrack = archive.add_track(self._depacketizer())
         self.stream: InboundStream | None = None
@@ -252,9 +255,15 @@ class Router:
                     return
                 route = shared[0]
                 rtcp = True
-        if source is not None and not self._admit(route, source, rtcp):
+        # A datagram from the latched source, with no allow-list, needs no admission check.
+        if (
+            source is not None
+            and (rtcp or source != route.source or self._networks)
+            and not self._admit(route, source, rtcp)
+        ):
             return
-        if rtcp or is_rtcp(data):
+        # is_rtcp(data), inline: this runs for every datagram.
+        if rtcp or (len(data) > 1 and 192 <= data[1] <= 223):
             self._feed_rtcp(self._rtcp_routes(port, route), data, arrival)
             return
         if route.srtp is not None:
@@ -264,11 +273,11 @@ class Router:
                 route.count_srtp_failure(error)
                 return
         try:
-            packet = RtpPacket.parse(data)
+            packet = _parse_rtp(data)
         except MalformedPacket as error:
             route.count_malformed(error)
             return
-        if packet.payload_type != route.rtp_format.payload_type:
+        if packet.payload_type != route.payload_type:
             route.other_payload_types += 1
             return
         stream = route.stream

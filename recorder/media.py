@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 MediaKind = Literal["audio", "video"]
+
+
+def reduced(*terms: int) -> tuple[int, ...]:
+    """The terms divided by their greatest common divisor.
+
+    `(t * a + b) // c` is the same with the reduced (a, b, c): timestamps are converted per
+    frame, and Python's arithmetic is cheaper on the smaller integers (one digit below 2**30).
+    """
+    divisor = math.gcd(*terms)
+    return tuple(term // divisor for term in terms)
 
 
 class Frame:

@@ -13,6 +13,8 @@ from recorder.errors import RtpError
 
 RTP_VERSION = 2
 FIXED_HEADER_SIZE = 12
+# V=2 and nothing else (no padding, extension or CSRCs): a header that needs no more checks.
+PLAIN_FIRST_OCTET = 0x80
 # RFC 8285 section 4.2: "defined by profile" value of the one-byte header form.
 ONE_BYTE_PROFILE = 0xBEDE
 # RFC 8285 section 4.3: 0x100 followed by four "appbits" marks the two-byte header form.
@@ -25,6 +27,7 @@ ONE_BYTE_STOP_ID = 15
 
 _FIXED = struct.Struct("!BBHII")
 _EXTENSION_HEADER = struct.Struct("!HH")
+_new = object.__new__
 
 
 class RtpPacket:
@@ -70,50 +73,58 @@ class RtpPacket:
     @classmethod
     def parse(cls, data: bytes | bytearray | memoryview) -> RtpPacket:
         """Parse one datagram; raise `RtpError` with the exact reason if it is not valid RTP."""
-        view = data if isinstance(data, memoryview) else memoryview(data)
+        view = data if type(data) is memoryview else memoryview(data)
         size = len(view)
         if size < FIXED_HEADER_SIZE:
             raise RtpError(f"RTP packet truncated: {size} bytes, the fixed header needs 12")
         first, second, sequence, timestamp, ssrc = _FIXED.unpack_from(view)
-        if first >> 6 != RTP_VERSION:
-            raise RtpError(f"RTP version is {first >> 6}, expected 2")
-        csrc_count = first & 0x0F
-        offset = FIXED_HEADER_SIZE + 4 * csrc_count
-        if offset > size:
-            raise RtpError(f"RTP packet truncated: {size} bytes, {csrc_count} CSRCs need {offset}")
-        end = size
-        if first & 0x20:
-            # RFC 3550 section 5.1: the last octet of the padding counts the padding octets,
-            # itself included, so it cannot be zero.
-            padding = view[size - 1]
-            if padding == 0:
-                raise RtpError("RTP padding length is zero")
-            end = size - padding
         extension_profile = None
         extension_data = None
-        if first & 0x10:
-            if offset + 4 > end:
-                raise RtpError("RTP header extension truncated: no room for its 4-byte header")
-            extension_profile, words = _EXTENSION_HEADER.unpack_from(view, offset)
-            start = offset + 4
-            offset = start + 4 * words
+        if first == PLAIN_FIRST_OCTET:
+            csrc_count = 0
+            offset = FIXED_HEADER_SIZE
+            end = size
+        else:
+            if first >> 6 != RTP_VERSION:
+                raise RtpError(f"RTP version is {first >> 6}, expected 2")
+            csrc_count = first & 0x0F
+            offset = FIXED_HEADER_SIZE + 4 * csrc_count
+            if offset > size:
+                raise RtpError(
+                    f"RTP packet truncated: {size} bytes, {csrc_count} CSRCs need {offset}"
+                )
+            end = size
+            if first & 0x20:
+                # RFC 3550 section 5.1: the last octet of the padding counts the padding
+                # octets, itself included, so it cannot be zero.
+                padding = view[size - 1]
+                if padding == 0:
+                    raise RtpError("RTP padding length is zero")
+                end = size - padding
+            if first & 0x10:
+                if offset + 4 > end:
+                    raise RtpError("RTP header extension truncated: no room for its 4-byte header")
+                extension_profile, words = _EXTENSION_HEADER.unpack_from(view, offset)
+                start = offset + 4
+                offset = start + 4 * words
+                if offset > end:
+                    raise RtpError(f"RTP header extension of {4 * words} bytes overruns the packet")
+                extension_data = view[start:offset]
             if offset > end:
-                raise RtpError(f"RTP header extension of {4 * words} bytes overruns the packet")
-            extension_data = view[start:offset]
-        if offset > end:
-            raise RtpError(f"RTP padding of {size - end} bytes overruns the payload")
-        return cls(
-            view,
-            bool(second & 0x80),
-            second & 0x7F,
-            sequence,
-            timestamp,
-            ssrc,
-            csrc_count,
-            extension_profile,
-            extension_data,
-            view[offset:end],
-        )
+                raise RtpError(f"RTP padding of {size - end} bytes overruns the payload")
+        # Once per packet: filled in here rather than through __init__'s call.
+        packet = _new(cls)
+        packet.raw = view
+        packet.marker = second > 0x7F
+        packet.payload_type = second & 0x7F
+        packet.sequence = sequence
+        packet.timestamp = timestamp
+        packet.ssrc = ssrc
+        packet.csrc_count = csrc_count
+        packet.extension_profile = extension_profile
+        packet.extension_data = extension_data
+        packet.payload = view[offset:end]
+        return packet
 
     @property
     def csrcs(self) -> tuple[int, ...]:

@@ -180,16 +180,27 @@ class InboundStream:
         previous = self._transit
         self._transit = transit
         if previous is not None:
-            d = ((transit - previous + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+            d = transit - previous
+            if not -0x80000000 <= d < 0x80000000:
+                d = ((d + 0x80000000) & 0xFFFFFFFF) - 0x80000000
             self.jitter += ((d if d >= 0 else -d) - self.jitter) / 16
+        sequence = packet.sequence
         highest = self._highest
         if highest is None:
-            self._highest = self._expected = ext = self.base_sequence = packet.sequence
+            self._highest = self._expected = ext = self.base_sequence = sequence
         else:
-            delta = (packet.sequence - highest) & 0xFFFF
+            ext = highest + 1
+            if sequence == ext & 0xFFFF and ext == self._expected and not self._buffer:
+                # The next packet, nothing held: what the general case below comes to.
+                self._highest = ext
+                self._probation = None
+                self._expected = ext + 1
+                self._deliver(packet, arrival)
+                return
+            delta = (sequence - highest) & 0xFFFF
             ext = highest + delta if delta < 0x8000 else highest + delta - 0x10000
             if ext - highest > MAX_DROPOUT or self._expected - ext > MAX_MISORDER:
-                ext = self._far_jump(packet.sequence)
+                ext = self._far_jump(sequence)
                 if ext is None:
                     return
             elif ext > highest:
@@ -293,10 +304,10 @@ class InboundStream:
             self._emit([payload], packet.timestamp, arrival)
             return
         timestamp = packet.timestamp
-        if self._in_frame and timestamp != self._frame_ts:
-            # The previous frame's last packet carried no marker; a new timestamp ends it.
-            self._finish_frame()
-        if not self._in_frame:
+        if not self._in_frame or timestamp != self._frame_ts:
+            if self._in_frame:
+                # The previous frame's last packet carried no marker; a new timestamp ends it.
+                self._finish_frame()
             self._in_frame = True
             self._frame_ts = timestamp
             try:

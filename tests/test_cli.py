@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -172,3 +174,22 @@ def test_usage_errors_exit_2() -> None:
 def test_console_script_is_declared() -> None:
     scripts = entry_points(group="console_scripts")
     assert scripts["rtp-recorder"].value == "recorder.cli:main"
+
+
+def test_convert_does_not_import_the_service(tmp_path: Path) -> None:
+    # Start-up is most of a short conversion's CPU: `convert` must not pay for `serve`, nor
+    # for codecs and containers it does not use (here VP8 + Opus into WebM).
+    output = tmp_path / "out.webm"
+    unused = (
+        "recorder.config", "recorder.service", "recorder.store", "fastapi", "httpx", "dpkt",
+        "recorder.codecs.h264", "recorder.codecs.h265", "recorder.codecs.vp9",
+        "recorder.codecs.av1", "recorder.mux.mp4",
+    )  # fmt: skip
+    code = (
+        "import sys; from recorder.cli import main; "
+        f"status = main(['convert', {str(PCAP)!r}, '--sdp', {str(SDP)!r}, '-o', {str(output)!r}]); "
+        f"heavy = sorted(m for m in {unused!r} if m in sys.modules); "
+        "print(status, heavy, file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stderr.strip() == "0 []"

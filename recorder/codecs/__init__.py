@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from recorder.codecs.av1 import Av1Depacketizer
 from recorder.codecs.base import Depacketizer
-from recorder.codecs.h264 import H264Depacketizer
-from recorder.codecs.h265 import H265Depacketizer
-from recorder.codecs.opus import OpusDepacketizer
-from recorder.codecs.vp8 import Vp8Depacketizer
-from recorder.codecs.vp9 import Vp9Depacketizer
 from recorder.errors import UnsupportedError
+from recorder.registry import Registry
 
-DEPACKETIZERS: dict[str, type[Depacketizer]] = {
-    cls.codec: cls
-    for cls in (
-        Vp8Depacketizer,
-        Vp9Depacketizer,
-        Av1Depacketizer,
-        H264Depacketizer,
-        H265Depacketizer,
-        OpusDepacketizer,
-    )
-}
+# Encoding name (upper case) -> depacketizer; each codec's module is imported when first used.
+DEPACKETIZERS: Registry[type[Depacketizer]] = Registry(
+    {
+        "VP8": "recorder.codecs.vp8:Vp8Depacketizer",
+        "VP9": "recorder.codecs.vp9:Vp9Depacketizer",
+        "AV1": "recorder.codecs.av1:Av1Depacketizer",
+        "H264": "recorder.codecs.h264:H264Depacketizer",
+        "H265": "recorder.codecs.h265:H265Depacketizer",
+        "OPUS": "recorder.codecs.opus:OpusDepacketizer",
+    }
+)
 
 
 def depacketizer_class(encoding_name: str) -> type[Depacketizer]:

@@ -50,11 +50,27 @@ class BitReader:
 
     def ue(self) -> int:
         """Unsigned Exp-Golomb ue(v) (H.264 9.1); more than 31 leading zeros is malformed."""
+        # The leading zeros are counted a byte at a time (slice headers have one per slice).
+        position = self.position
+        data = self._data
+        end = self._end
         zeros = 0
-        while not self.u(1):
-            zeros += 1
+        while True:
+            if position >= end:
+                raise DepacketizeError(f"{self.what} truncated at bit {position} (needs 1 more)")
+            offset = position & 7
+            rest = data[position >> 3] & (0xFF >> offset)  # the bits not read yet of this byte
+            if rest:
+                zeros += 8 - offset - rest.bit_length()
+                position += 8 - rest.bit_length() - offset + 1  # the zeros and the one
+                break
+            zeros += 8 - offset
+            position += 8 - offset
             if zeros > 31:
-                raise DepacketizeError(f"{self.what} has an Exp-Golomb code over 32 bits")
+                break
+        if zeros > 31:
+            raise DepacketizeError(f"{self.what} has an Exp-Golomb code over 32 bits")
+        self.position = position
         return (1 << zeros) - 1 + (self.u(zeros) if zeros else 0)
 
     def se(self) -> int:
@@ -77,20 +93,36 @@ class BitReader:
         return value
 
 
+# Bytes `leading_exp_golomb` looks at: 24 bits, so that its arithmetic stays on small ints.
+EXP_GOLOMB_WINDOW = 3
+
+
+def leading_exp_golomb(data: bytes, count: int) -> list[int] | None:
+    """The first `count` ue(v) values of `data` when they all lie in its first 3 bytes, else
+    None (a `BitReader` then reads them, and says exactly what is wrong).
+
+    A slice header starts with three small ones; reading them from one integer is several
+    times cheaper than bit by bit.
+    """
+    head = data[:EXP_GOLOMB_WINDOW]
+    rest = int.from_bytes(head, "big")  # the bits not read yet
+    remaining = len(head) * 8  # how many there are
+    values = []
+    for _ in range(count):
+        length = rest.bit_length()  # from the code's first one bit to the end
+        zeros = remaining - length
+        if zeros >= length:  # not all of the code is here
+            return None
+        remaining = length - zeros - 1
+        values.append((rest >> remaining) - 1)
+        rest &= (1 << remaining) - 1
+    return values
+
+
 def unescape_rbsp(nal: bytes | memoryview) -> bytes:
-    """Remove H.264/H.265 emulation prevention bytes (00 00 03 → 00 00), H.264 7.4.1."""
-    data = bytes(nal)
-    if b"\x00\x00\x03" not in data:
-        return data
-    out = bytearray()
-    start = 0
-    zeros = 0
-    for index, byte in enumerate(data):
-        if zeros >= 2 and byte == 3:
-            out += data[start:index]
-            start = index + 1
-            zeros = 0
-            continue
-        zeros = zeros + 1 if byte == 0 else 0
-    out += data[start:]
-    return bytes(out)
+    """Remove H.264/H.265 emulation prevention bytes (00 00 03 → 00 00), H.264 7.4.1.
+
+    Matches do not overlap: after a removed 03 the zero count starts again, as in the spec's
+    byte-by-byte reading.
+    """
+    return bytes(nal).replace(b"\x00\x00\x03", b"\x00\x00")

@@ -27,7 +27,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from recorder.codecs.base import Depacketizer
-from recorder.codecs.bits import BitReader, unescape_rbsp
+from recorder.codecs.bits import (
+    EXP_GOLOMB_WINDOW,
+    BitReader,
+    leading_exp_golomb,
+    unescape_rbsp,
+)
 from recorder.errors import DepacketizeError
 from recorder.media import CodecConfig, Frame
 
@@ -228,6 +233,21 @@ def parse_pps_ids(nal: bytes | memoryview) -> tuple[int, int]:
 
 def parse_slice_start(nal: bytes | memoryview) -> tuple[int, int]:
     """(first_mb_in_slice, pic_parameter_set_id) of a slice NAL unit (H.264 7.3.3)."""
+    if len(nal) > 1:
+        # The first byte after the header is never an emulation prevention byte, and most
+        # slice headers (first_mb 0, a P or I slice, PPS 0) start within it.
+        start = _SLICE_STARTS.get(nal[1], _UNKNOWN)
+        if start is _UNKNOWN:
+            start = _SLICE_STARTS[nal[1]] = _slice_start_in_byte(nal[1])
+        if start is not None:
+            return start
+    # Unescaping a prefix gives a prefix of the unescaped whole; 5 bytes give at least 3.
+    values = leading_exp_golomb(unescape_rbsp(nal[1 : 1 + EXP_GOLOMB_WINDOW + 2]), 3)
+    if values is not None:
+        first_mb, slice_type, pps_id = values
+        if first_mb < MAX_FRAME_MBS and slice_type <= 9 and pps_id <= MAX_PPS_ID:
+            return first_mb, pps_id
+    # Bit by bit, with the exact reason when the header is refused.
     reader = BitReader(unescape_rbsp(nal[1:_SLICE_HEADER_PREFIX]), "H.264 slice header")
     first_mb = reader.ue()
     if first_mb >= MAX_FRAME_MBS:
@@ -238,6 +258,22 @@ def parse_slice_start(nal: bytes | memoryview) -> tuple[int, int]:
     pps_id = reader.ue()
     if pps_id > MAX_PPS_ID:
         raise DepacketizeError(f"H.264 slice refers to PPS {pps_id}, at most 255")
+    return first_mb, pps_id
+
+
+# First byte of a slice header -> its (first_mb, pps_id) when the three leading ue(v) lie in
+# that byte and are valid, else None; filled as bytes are met (at most 256 entries).
+_SLICE_STARTS: dict[int, tuple[int, int] | None] = {}
+_UNKNOWN = object()
+
+
+def _slice_start_in_byte(byte: int) -> tuple[int, int] | None:
+    values = leading_exp_golomb(bytes((byte,)), 3)
+    if values is None:
+        return None
+    first_mb, slice_type, pps_id = values
+    if first_mb >= MAX_FRAME_MBS or slice_type > 9 or pps_id > MAX_PPS_ID:
+        return None
     return first_mb, pps_id
 
 
@@ -332,36 +368,40 @@ def nal_units(payloads: Iterable[memoryview]) -> list[bytes | memoryview]:
     whole frame rather than being passed on half-built.
     """
     nals: list[bytes | memoryview] = []
-    fragments: list[memoryview] | None = None
-    fragment_header = 0
+    fragments: list[bytes | memoryview] | None = None
+    fragment_type = 0
     for payload in payloads:
-        nal_type = _payload_type(payload)
-        if nal_type == FU_A:
-            if len(payload) < 2:
-                raise DepacketizeError("H.264 FU-A truncated: no FU header")
+        if len(payload) > 1 and payload[0] & (F_BIT | TYPE_MASK) == FU_A:
+            # Most packets of a frame: an FU-A (F bit clear) with its FU header.
             fu_header = payload[1]
-            inner = (payload[0] & (F_BIT | NRI_MASK)) | (fu_header & TYPE_MASK)
-            _check_nal_header(inner, "FU-A")
+            nal_type = fu_header & TYPE_MASK
+            if not 1 <= nal_type <= 23:
+                raise DepacketizeError(
+                    f"H.264 FU-A carries NAL unit type {nal_type}, expected 1-23"
+                )
             if fu_header & FU_START:
                 if fragments is not None:
                     raise DepacketizeError("H.264 FU-A starts before the previous one ended")
-                fragments = [payload[2:]]
-                fragment_header = inner
+                # The rebuilt NAL unit header, then the fragments: joined once at the end.
+                fragments = [bytes(((payload[0] & NRI_MASK) | nal_type,)), payload[2:]]
+                fragment_type = nal_type
+            elif fragments is None:
+                raise DepacketizeError("H.264 FU-A continues a NAL unit whose start is lost")
+            elif nal_type != fragment_type:
+                raise DepacketizeError(
+                    f"H.264 FU-A of NAL type {nal_type} continues type {fragment_type}"
+                )
             else:
-                if fragments is None:
-                    raise DepacketizeError("H.264 FU-A continues a NAL unit whose start is lost")
-                if inner & TYPE_MASK != fragment_header & TYPE_MASK:
-                    raise DepacketizeError(
-                        f"H.264 FU-A of NAL type {inner & TYPE_MASK} continues type "
-                        f"{fragment_header & TYPE_MASK}"
-                    )
                 fragments.append(payload[2:])
             # RFC 6184 5.8 forbids S and E in one FU-A; a sender that does it anyway still sent
             # a whole NAL unit, so take it.
             if fu_header & FU_END:
-                nals.append(bytes((fragment_header,)) + b"".join(fragments))
+                nals.append(b"".join(fragments))
                 fragments = None
             continue
+        nal_type = _payload_type(payload)
+        if nal_type == FU_A:  # a one-byte FU-A: the F bit is clear, the FU header missing
+            raise DepacketizeError("H.264 FU-A truncated: no FU header")
         if fragments is not None:
             raise DepacketizeError("H.264 FU-A fragment without its end")
         if nal_type == STAP_A:
@@ -510,7 +550,15 @@ class H264Depacketizer(Depacketizer):
         return bool(payload[1] & FU_START)
 
     def build(self, payloads: Sequence[memoryview], timestamp: int) -> Frame:
-        nals = _kept_nal_units(nal_units(payloads))
+        nals = nal_units(payloads)
+        if len(nals) == 1 and nals[0][0] & TYPE_MASK == NAL_SLICE:
+            # Most access units: one non-IDR slice, nothing to remember or complete. What the
+            # general case below comes to for it.
+            nal = nals[0]
+            if parse_slice_start(nal)[0] != 0:
+                raise DepacketizeError("H.264 access unit lacks the slice at macroblock 0")
+            return Frame(timestamp, _LENGTH.pack(len(nal)) + nal, False)
+        nals = _kept_nal_units(nals)
         first_vcl = next(
             (index for index, nal in enumerate(nals) if 1 <= nal[0] & TYPE_MASK <= NAL_IDR), None
         )

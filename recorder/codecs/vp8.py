@@ -41,9 +41,25 @@ KEYFRAME_START_CODE = b"\x9d\x01\x2a"
 CHROMA_420_COLOCATED = 1
 
 
+# The longest descriptor: the required byte, X, a 15-bit PictureID, TL0PICIDX and TID/KEYIDX.
+MAX_DESCRIPTOR_SIZE = 6
+# Descriptor size by X byte when I is set with a 7-bit PictureID or not set: 2 + I + L + T/K.
+_EXTENDED_SIZES = tuple(
+    2 + bool(x & I_BIT) + bool(x & L_BIT) + bool(x & TK_BITS) for x in range(256)
+)
+
+
 def descriptor_size(payload: memoryview) -> int:
     """Length of the payload descriptor; raise if it is truncated or nothing follows it."""
     size_available = len(payload)
+    if size_available > MAX_DESCRIPTOR_SIZE:
+        # Every byte any descriptor can have is there, and data after it: nothing to check.
+        if not payload[0] & X_BIT:
+            return 1
+        extension = payload[1]
+        if extension & I_BIT and payload[2] & M_BIT:
+            return _EXTENDED_SIZES[extension] + 1
+        return _EXTENDED_SIZES[extension]
     if size_available == 0:
         raise DepacketizeError("VP8 payload is empty")
     size = 1
@@ -81,7 +97,21 @@ class Vp8Depacketizer(Depacketizer):
         return payload[0] & (S_BIT | PID_MASK) == S_BIT
 
     def build(self, payloads: Sequence[memoryview], timestamp: int) -> Frame:
-        data = b"".join([payload[descriptor_size(payload) :] for payload in payloads])
+        parts = []
+        for payload in payloads:
+            if len(payload) > MAX_DESCRIPTOR_SIZE:
+                # descriptor_size's first case, inline: this runs for every packet.
+                if not payload[0] & X_BIT:
+                    parts.append(payload[1:])
+                    continue
+                extension = payload[1]
+                size = _EXTENDED_SIZES[extension]
+                if extension & I_BIT and payload[2] & M_BIT:
+                    size += 1
+                parts.append(payload[size:])
+            else:
+                parts.append(payload[descriptor_size(payload) :])
+        data = b"".join(parts)
         if len(data) < FRAME_TAG_SIZE:
             raise DepacketizeError(f"VP8 frame truncated: {len(data)} bytes, frame tag needs 3")
         tag = data[0]

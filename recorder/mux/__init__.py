@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from recorder.errors import UnsupportedError
 from recorder.mux.base import TrackSpec, Writer, WriterResult
-from recorder.mux.mp4 import Mp4Writer
-from recorder.mux.webm import WebmWriter
+from recorder.registry import Registry
 
-WRITERS: dict[str, type[Writer]] = {cls.extension: cls for cls in (WebmWriter, Mp4Writer)}
+# Container (file extension) -> writer; each writer's module is imported when first used.
+WRITERS: Registry[type[Writer]] = Registry(
+    {"webm": "recorder.mux.webm:WebmWriter", "mp4": "recorder.mux.mp4:Mp4Writer"}
+)
 
 
 def writer_class(container: str) -> type[Writer]:

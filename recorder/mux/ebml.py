@@ -63,9 +63,19 @@ TRACK_TYPE_VIDEO = 1
 TRACK_TYPE_AUDIO = 2
 
 
+# The data sizes whose shortest VINT takes 2 bytes (1 byte holds up to 126; all-ones reserved).
+VINT_2_MIN = 0x7F
+VINT_2_MAX = 0x3FFE
+
+
 def vint(value: int) -> bytes:
     """The shortest EBML variable-size integer for a data size (all-ones is reserved)."""
-    for length in range(1, 9):
+    # Block sizes are per frame: the common lengths first, without the loop.
+    if value < 0x3FFF:
+        return (value | 0x4000).to_bytes(2, "big") if value >= 0x7F else bytes((value | 0x80,))
+    if value < 0x1FFFFF:
+        return (value | 0x200000).to_bytes(3, "big")
+    for length in range(4, 9):
         if value < (1 << (7 * length)) - 1:
             return (value | 1 << (7 * length)).to_bytes(length, "big")
     raise ValueError(f"EBML size {value} does not fit in 8 bytes")

@@ -15,7 +15,7 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
-from recorder.media import CodecConfig, Frame
+from recorder.media import CodecConfig, Frame, reduced
 from recorder.mux.base import Chunker, TrackSpec, Writer, WriterResult
 from recorder.mux.bmff import IDENTITY_MATRIX, Box, full_box
 
@@ -78,6 +78,7 @@ class _Track:
         "spec",
         "timescale",
         "tkhd",
+        "us_scale",
     )
 
     def __init__(self, spec: TrackSpec) -> None:
@@ -85,6 +86,7 @@ class _Track:
         self.number = spec.number
         self.config = spec.config
         self.timescale = spec.timescale
+        self.us_scale = reduced(1_000_000, self.timescale)  # pts -> microseconds
         self.is_video = spec.kind == "video"
         self.pending: tuple[int, Frame] | None = None
         self.sizes: list[int] = []
@@ -159,7 +161,8 @@ class Mp4Writer(Writer):
         if pending is not None:
             state.add_sample(pending[0], pending[1], pts - pending[0])
             self._buffered += 1
-        time_us = pts * 1_000_000 // state.timescale
+        scale = state.us_scale
+        time_us = pts * scale[0] // scale[1]
         # The frame that opens a fragment is still pending, so it will be the fragment's first.
         if self._chunker.cut_before(state.is_video, frame.keyframe, time_us) and self._buffered:
             self._write_fragment()
@@ -213,15 +216,18 @@ class Mp4Writer(Writer):
             data_offset += sum(track.sizes)
         mdat_size = data_offset - moof_size
         out += _BOX_HEADER.pack(mdat_size, b"mdat")
+        # The samples are copied once, into the joined fragment.
+        parts = [out]
         for track in trafs:
-            out += b"".join(track.payloads)
+            parts += track.payloads
             track.sizes = []
             track.durations = []
             track.flags = []
             track.payloads = []
-        self._file.write(out)
+        fragment = b"".join(parts)
+        self._file.write(fragment)
         self._file.flush()
-        self._position += len(out)
+        self._position += len(fragment)
         self._buffered = 0
         self._commit(moof_offset)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import BinaryIO, ClassVar
 
 from recorder import __version__
-from recorder.media import CodecConfig, Frame
+from recorder.media import CodecConfig, Frame, reduced
 from recorder.mux import ebml
 from recorder.mux.base import Chunker, TrackSpec, Writer, WriterResult
 
@@ -30,6 +30,12 @@ OPUS_SEEK_PRE_ROLL_NS = 80_000_000
 PIXEL_WIDTH_FROM_END = 6
 PIXEL_HEIGHT_FROM_END = 2
 
+# SimpleBlock after its size: track number (1-byte VINT), relative timestamp, flags.
+_BLOCK_HEADER = struct.Struct(">BhB")
+# The same with the (1-byte) SimpleBlock id and a 2-byte size in front.
+_BLOCK_2 = struct.Struct(">BHBhB")
+_SIMPLE_BLOCK_ID = ebml.SIMPLE_BLOCK[0]
+
 
 class _Track:
     __slots__ = (
@@ -39,13 +45,19 @@ class _Track:
         "last_ms",
         "max_height",
         "max_width",
+        "ms_scale",
         "number",
         "timescale",
+        "us_scale",
     )
 
     def __init__(self, spec: TrackSpec) -> None:
         self.number = spec.number
         self.timescale = spec.timescale
+        # Milliseconds rounded half up, (pts * 1000 + timescale // 2) // timescale, and
+        # microseconds, pts * 1_000_000 // timescale, with the terms reduced.
+        self.ms_scale = reduced(1000, self.timescale // 2, self.timescale)
+        self.us_scale = reduced(1_000_000, self.timescale)
         self.is_video = spec.kind == "video"
         self.max_width = spec.config.width
         self.max_height = spec.config.height
@@ -73,7 +85,8 @@ class WebmWriter(Writer):
         self._tracks_position = 0
         self._duration_offset = 0
         self._pixel_offsets: dict[int, int] = {}
-        self._cluster = bytearray()
+        # The open cluster's children: its Timestamp, then each block's header and data.
+        self._blocks: list[bytes] = []
         self._cluster_ms = 0
         self._cluster_video = False
         self._cluster_cue: tuple[int, int] | None = None
@@ -119,47 +132,51 @@ class WebmWriter(Writer):
             state.max_width = frame.width
         if frame.height > state.max_height:
             state.max_height = frame.height
-        timescale = state.timescale
-        ms = (pts * 1000 + timescale // 2) // timescale
-        time_us = pts * 1_000_000 // timescale
-        cut = self._chunker.cut_before(state.is_video, frame.keyframe, time_us)
-        if (
-            self._cluster
-            and not cut
-            and not -MAX_BLOCK_OFFSET <= ms - self._cluster_ms <= MAX_BLOCK_OFFSET
-        ):
-            self._chunker.restart(state.is_video, time_us)
-            cut = True
-        if cut or not self._cluster:
-            if self._cluster:
-                self._write_cluster()
+        per_ms, half, timescale_ms = state.ms_scale
+        ms = (pts * per_ms + half) // timescale_ms
+        per_us, timescale_us = state.us_scale
+        time_us = pts * per_us // timescale_us
+        is_video = state.is_video
+        keyframe = frame.keyframe
+        cut = self._chunker.cut_before(is_video, keyframe, time_us)
+        if not self._blocks:
             self._open_cluster(ms)
-        if state.is_video and not self._cluster_video:
+        else:
+            if not cut and not -MAX_BLOCK_OFFSET <= ms - self._cluster_ms <= MAX_BLOCK_OFFSET:
+                self._chunker.restart(is_video, time_us)
+                cut = True
+            if cut:
+                self._write_cluster()
+                self._open_cluster(ms)
+        if is_video and not self._cluster_video:
             self._cluster_video = True
-            if frame.keyframe:
+            if keyframe:
                 # Cues point at the cluster holding each keyframe that starts a GOP.
                 self._cluster_cue = (ms, track)
         data = frame.data
-        self._cluster += ebml.SIMPLE_BLOCK
-        self._cluster += ebml.vint(len(data) + 4)
-        self._cluster += struct.pack(
-            ">BhB",
-            0x80 | track,  # track number as a 1-byte VINT: tracks 1-126
-            ms - self._cluster_ms,
-            SIMPLE_BLOCK_KEYFRAME if frame.keyframe else 0,
-        )
-        self._cluster += data
+        size = len(data) + 4
+        relative = ms - self._cluster_ms
+        flags = SIMPLE_BLOCK_KEYFRAME if keyframe else 0
+        number = 0x80 | track  # the track number as a 1-byte VINT: tracks 1-126
+        blocks = self._blocks
+        if ebml.VINT_2_MIN <= size <= ebml.VINT_2_MAX:
+            # Most frames: the SimpleBlock's size is a 2-byte VINT, all packed at once.
+            blocks.append(_BLOCK_2.pack(_SIMPLE_BLOCK_ID, 0x4000 | size, number, relative, flags))
+        else:
+            header = _BLOCK_HEADER.pack(number, relative, flags)
+            blocks.append(ebml.SIMPLE_BLOCK + ebml.vint(size) + header)
+        blocks.append(data)
         if state.last_ms >= 0:
             state.interval_ms = ms - state.last_ms
         state.last_ms = ms
         duration = frame.duration
         if duration:
-            state.end_ms = ms + (duration * 1000 + timescale // 2) // timescale
+            state.end_ms = ms + (duration * per_ms + half) // timescale_ms
 
     def close(self) -> WriterResult:
         if self._result is not None:
             return self._result
-        if self._cluster:
+        if self._blocks:
             self._write_cluster()
         cues_position = self._position - self._segment_start
         cues = self._cues_element()
@@ -179,17 +196,19 @@ class WebmWriter(Writer):
         # Without video every cluster is a random access point; with video, see `write`.
         self._cluster_cue = None if self._has_video else (ms, min(self._tracks))
         # The cluster's timestamp is its first child; blocks follow as frames arrive.
-        self._cluster[:] = ebml.uint(ebml.TIMESTAMP, ms)
+        self._blocks = [ebml.uint(ebml.TIMESTAMP, ms)]
 
     def _write_cluster(self) -> None:
         position = self._position - self._segment_start
         if self._cluster_cue is not None:
             self._cues.append((*self._cluster_cue, position))
-        out = ebml.CLUSTER + ebml.vint(len(self._cluster)) + self._cluster
+        blocks = self._blocks
+        # Joined once here: growing one buffer frame by frame copies it over and over.
+        out = b"".join([ebml.CLUSTER, ebml.vint(sum(map(len, blocks))), *blocks])
         self._file.write(out)
         self._file.flush()
         self._position += len(out)
-        self._cluster = bytearray()
+        self._blocks = []
 
     # -- finalize ---------------------------------------------------------------------------
 
