@@ -90,7 +90,9 @@ class WebmWriter(Writer):
         self._cluster_ms = 0
         self._cluster_video = False
         self._cluster_cue: tuple[int, int] | None = None
-        self._cues: list[tuple[int, int, int]] = []  # (time ms, track, cluster position)
+        # The Cues' CuePoints, each encoded when its cluster is written: ~20 bytes per cluster
+        # for the life of the file, and nothing left to build at close.
+        self._cue_points = bytearray()
         self._result: WriterResult | None = None
 
     def start(self, tracks: Sequence[TrackSpec]) -> None:
@@ -201,7 +203,7 @@ class WebmWriter(Writer):
     def _write_cluster(self) -> None:
         position = self._position - self._segment_start
         if self._cluster_cue is not None:
-            self._cues.append((*self._cluster_cue, position))
+            self._cue_points += _cue_point(*self._cluster_cue, position)
         blocks = self._blocks
         # Joined once here: growing one buffer frame by frame copies it over and over.
         out = b"".join([ebml.CLUSTER, ebml.vint(sum(map(len, blocks))), *blocks])
@@ -223,23 +225,7 @@ class WebmWriter(Writer):
         )
 
     def _cues_element(self) -> bytes:
-        points = [
-            ebml.master(
-                ebml.CUE_POINT,
-                [
-                    ebml.uint(ebml.CUE_TIME, time),
-                    ebml.master(
-                        ebml.CUE_TRACK_POSITIONS,
-                        [
-                            ebml.uint(ebml.CUE_TRACK, track),
-                            ebml.uint(ebml.CUE_CLUSTER_POSITION, position),
-                        ],
-                    ),
-                ],
-            )
-            for time, track, position in self._cues
-        ]
-        return ebml.master(ebml.CUES, points)
+        return ebml.element(ebml.CUES, bytes(self._cue_points))
 
     def _seek_head(self, cues_position: int) -> bytes:
         seeks = [
@@ -270,6 +256,22 @@ class WebmWriter(Writer):
             self._file.seek(offset)
             self._file.write(data)
         self._file.seek(0, 2)
+
+
+def _cue_point(time_ms: int, track: int, cluster_position: int) -> bytes:
+    return ebml.master(
+        ebml.CUE_POINT,
+        [
+            ebml.uint(ebml.CUE_TIME, time_ms),
+            ebml.master(
+                ebml.CUE_TRACK_POSITIONS,
+                [
+                    ebml.uint(ebml.CUE_TRACK, track),
+                    ebml.uint(ebml.CUE_CLUSTER_POSITION, cluster_position),
+                ],
+            ),
+        ],
+    )
 
 
 def _ebml_header() -> bytes:
