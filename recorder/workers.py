@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -467,6 +468,8 @@ def worker_main(channel: Connection, parent: int) -> None:
     # stops, and tells the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with(parent)
+    # What importing made lives as long as the process: kept out of every later collection.
+    gc.freeze()
     asyncio.run(_WorkerLoop(channel).run())
 
 
