@@ -489,8 +489,11 @@ def step(
         "rss_idle_mb": round(rss_idle / 1024, 1),
         "rss_ready_mb": round(rss_ready / 1024, 1),
         "rss_mb_per_connection": round((max(rss) - rss_idle) / 1024 / connections, 3),
-        # From a quarter of the run (at most a minute in) to its end: after the warm-up.
-        "rss_growth_mb": round((rss[-1] - rss[warm]) / 1024, 1),
+        # From a quarter of the run (at most a minute in) to the last sample taken while
+        # sending: after the warm-up. The sample after the send (the drain's status polling
+        # through the API) is reported on its own.
+        "rss_growth_mb": round((rss[-2 if len(rss) > warm + 1 else -1] - rss[warm]) / 1024, 1),
+        "rss_after_send_mb": round(rss[-1] / 1024, 1),
         "rss_growth_from_s": round(samples[warm][0] - start_t),
         "sender": sender.name,
         "sender_cpu_pct": round(sender_cpu / wall * 100, 1),
