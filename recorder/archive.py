@@ -86,14 +86,7 @@ class ArchiveTrack:
         self.max_height = 0
 
     def on_frame(self, frame: Frame, arrival: float) -> None:
-        archive = self._archive
-        if self.number and not frame.width:
-            # Most frames: the archive has started (it numbered the track) and there is no
-            # picture size to note, so the frame goes straight to the timeline.
-            archive._queue(self, frame, arrival)
-            archive._release()
-        else:
-            archive.on_frame(self, frame, arrival)
+        self._archive.on_frame(self, frame, arrival)
 
     def rebase(self, arrival: float) -> None:
         """A new source replaces the old one (new SSRC, new RTP clock origin): its first frame
